@@ -1,0 +1,3 @@
+"""svcprobe: in-cluster DNS and Service connectivity diagnostic agent."""
+
+__version__ = "0.1.0"
