@@ -1,0 +1,1 @@
+"""Where the inventory comes from: Kubernetes objects parsed into `agent.model`."""

@@ -1,0 +1,255 @@
+"""Kubernetes objects (as plain dicts, the API's JSON) into the compact model.
+
+The same functions serve the static file source and the live API discovery, so a
+`kubectl get svc,endpointslices -A -o yaml` dump and a watch event are read identically.
+Every problem names the object and the field at fault.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from agent import model
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_PROTOCOLS = ("TCP", "UDP", "SCTP")
+
+
+class ObjectError(ValueError):
+    """A Kubernetes object that cannot be taken into the inventory."""
+
+    def __init__(self, kind: str, ref: str, field: str, problem: str) -> None:
+        self.kind, self.ref, self.field, self.problem = kind, ref, field, problem
+        super().__init__(f"{kind} {ref}: {field}: {problem}")
+
+
+class UnsupportedKind(ValueError):
+    """An object of a kind the inventory does not use (skipped with a warning)."""
+
+
+def _ref(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping):
+        return "<unnamed>"
+    return f"{meta.get('namespace') or 'default'}/{meta.get('name') or '<unnamed>'}"
+
+
+class _Reader:
+    """Field access that reports the path of whatever is wrong."""
+
+    def __init__(self, kind: str, obj: Mapping[str, Any]) -> None:
+        self.kind = kind
+        self.ref = _ref(obj)
+
+    def fail(self, field: str, problem: str) -> ObjectError:
+        return ObjectError(self.kind, self.ref, field, problem)
+
+    def mapping(self, value: Any, field: str, *, required: bool = False) -> Mapping[str, Any]:
+        if value is None:
+            if required:
+                raise self.fail(field, "is required")
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.fail(field, f"must be a mapping, not {type(value).__name__}")
+        return value
+
+    def seq(self, value: Any, field: str) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.fail(field, f"must be a list, not {type(value).__name__}")
+        return value
+
+    def string(self, value: Any, field: str, *, default: str | None = None) -> str:
+        if value is None:
+            if default is None:
+                raise self.fail(field, "is required")
+            return default
+        if not isinstance(value, str):
+            raise self.fail(field, f"must be a string, not {type(value).__name__}")
+        return value
+
+    def boolean(self, value: Any, field: str, *, default: bool) -> bool:
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.fail(field, f"must be true or false, not {value!r}")
+        return value
+
+    def port(self, value: Any, field: str, *, optional: bool = False) -> int | None:
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            raise self.fail(field, f"{value!r} is not a port number (1-65535)")
+        return value
+
+    def protocol(self, value: Any, field: str) -> str:
+        proto = self.string(value, field, default="TCP")
+        if proto not in _PROTOCOLS:
+            raise self.fail(field, f"{proto!r} is not one of {', '.join(_PROTOCOLS)}")
+        return proto
+
+    def ip(self, value: Any, field: str, *, version: int | None = None) -> model.IPAddress:
+        text = self.string(value, field)
+        try:
+            addr = ipaddress.ip_address(text)
+        except ValueError:
+            raise self.fail(field, f"{text!r} is not an IP address") from None
+        if version is not None and addr.version != version:
+            raise self.fail(field, f"{text!r} is not an IPv{version} address")
+        return addr
+
+
+def _metadata(r: _Reader, obj: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]]:
+    meta = r.mapping(obj.get("metadata"), "metadata", required=True)
+    name = r.string(meta.get("name"), "metadata.name")
+    namespace = r.string(meta.get("namespace"), "metadata.namespace", default="default")
+    if not _DNS_LABEL.match(namespace):
+        raise r.fail("metadata.namespace", f"{namespace!r} is not a DNS label")
+    return namespace, name, meta
+
+
+def _string_map(r: _Reader, value: Any, field: str) -> dict[str, str]:
+    m = r.mapping(value, field)
+    return {str(k): str(v) for k, v in m.items()}
+
+
+def parse_service(obj: Mapping[str, Any]) -> model.Service:
+    r = _Reader("Service", obj)
+    namespace, name, meta = _metadata(r, obj)
+    if not _DNS_LABEL.match(name):
+        raise r.fail("metadata.name", f"{name!r} is not a DNS label (Service names must be)")
+    spec = r.mapping(obj.get("spec"), "spec", required=True)
+    type_text = r.string(spec.get("type"), "spec.type", default="ClusterIP")
+    try:
+        svc_type = model.ServiceType(type_text)
+    except ValueError:
+        allowed = ", ".join(t.value for t in model.ServiceType)
+        raise r.fail("spec.type", f"{type_text!r} is not one of {allowed}") from None
+
+    ports: list[model.ServicePort] = []
+    for i, p in enumerate(r.seq(spec.get("ports"), "spec.ports")):
+        f = f"spec.ports[{i}]"
+        p = r.mapping(p, f)
+        ports.append(
+            model.ServicePort(
+                name=r.string(p.get("name"), f"{f}.name", default=""),
+                protocol=r.protocol(p.get("protocol"), f"{f}.protocol"),
+                port=r.port(p.get("port"), f"{f}.port") or 0,
+            )
+        )
+    names = [p.name for p in ports]
+    if len(ports) > 1 and ("" in names or len(set(names)) != len(names)):
+        raise r.fail("spec.ports", "ports must have unique, non-empty names when there are several")
+
+    external_name = ""
+    cluster_ips: list[model.IPAddress] = []
+    headless = False
+    if svc_type is model.ServiceType.EXTERNAL_NAME:
+        external_name = r.string(spec.get("externalName"), "spec.externalName").rstrip(".").lower()
+        if not _DNS_SUBDOMAIN.match(external_name):
+            raise r.fail("spec.externalName", f"{external_name!r} is not a DNS name")
+    else:
+        raw_ips = r.seq(spec.get("clusterIPs"), "spec.clusterIPs")
+        field = "spec.clusterIPs"
+        if not raw_ips and spec.get("clusterIP") is not None:
+            raw_ips, field = [spec.get("clusterIP")], "spec.clusterIP"
+        if not raw_ips or raw_ips == [""]:
+            raise r.fail(field, "no ClusterIP allocated (use 'None' for a headless Service)")
+        if raw_ips[0] == "None":
+            headless = True
+        else:
+            for i, ip in enumerate(raw_ips):
+                cluster_ips.append(r.ip(ip, f"{field}[{i}]" if field.endswith("s") else field))
+            if len({a.version for a in cluster_ips}) != len(cluster_ips):
+                raise r.fail(field, "at most one address per IP family")
+
+    return model.Service(
+        namespace=namespace,
+        name=name,
+        type=svc_type,
+        cluster_ips=tuple(cluster_ips),
+        headless=headless,
+        ports=tuple(ports),
+        external_name=external_name,
+        publish_not_ready=r.boolean(
+            spec.get("publishNotReadyAddresses"), "spec.publishNotReadyAddresses", default=False
+        ),
+        labels=_string_map(r, meta.get("labels"), "metadata.labels"),
+        annotations=_string_map(r, meta.get("annotations"), "metadata.annotations"),
+    )
+
+
+def parse_endpoint_slice(obj: Mapping[str, Any]) -> model.EndpointSlice:
+    r = _Reader("EndpointSlice", obj)
+    namespace, name, meta = _metadata(r, obj)
+    labels = _string_map(r, meta.get("labels"), "metadata.labels")
+    address_type = r.string(obj.get("addressType"), "addressType")
+    if address_type not in ("IPv4", "IPv6", "FQDN"):
+        raise r.fail("addressType", f"{address_type!r} is not one of IPv4, IPv6, FQDN")
+    version = {"IPv4": 4, "IPv6": 6}.get(address_type)
+
+    endpoints: list[model.Endpoint] = []
+    for i, ep in enumerate(r.seq(obj.get("endpoints"), "endpoints")):
+        f = f"endpoints[{i}]"
+        ep = r.mapping(ep, f)
+        raw_addrs = r.seq(ep.get("addresses"), f"{f}.addresses")
+        if not raw_addrs:
+            raise r.fail(f"{f}.addresses", "must hold at least one address")
+        if version is None:  # FQDN slices: kept for completeness, never probed
+            addrs: tuple[model.IPAddress, ...] = ()
+        else:
+            addrs = tuple(
+                r.ip(a, f"{f}.addresses[{j}]", version=version) for j, a in enumerate(raw_addrs)
+            )
+        cond = r.mapping(ep.get("conditions"), f"{f}.conditions")
+        endpoints.append(
+            model.Endpoint(
+                addresses=addrs,
+                ready=r.boolean(cond.get("ready"), f"{f}.conditions.ready", default=True),
+                serving=r.boolean(cond.get("serving"), f"{f}.conditions.serving", default=True),
+                terminating=r.boolean(
+                    cond.get("terminating"), f"{f}.conditions.terminating", default=False
+                ),
+                hostname=r.string(ep.get("hostname"), f"{f}.hostname", default=""),
+                node_name=r.string(ep.get("nodeName"), f"{f}.nodeName", default=""),
+            )
+        )
+
+    ports: list[model.EndpointPort] = []
+    for i, p in enumerate(r.seq(obj.get("ports"), "ports")):
+        f = f"ports[{i}]"
+        p = r.mapping(p, f)
+        ports.append(
+            model.EndpointPort(
+                name=r.string(p.get("name"), f"{f}.name", default=""),
+                protocol=r.protocol(p.get("protocol"), f"{f}.protocol"),
+                port=r.port(p.get("port"), f"{f}.port", optional=True),
+            )
+        )
+
+    return model.EndpointSlice(
+        namespace=namespace,
+        name=name,
+        service_name=labels.get(SERVICE_NAME_LABEL, ""),
+        address_type=address_type,
+        endpoints=tuple(endpoints),
+        ports=tuple(ports),
+    )
+
+
+def parse_object(obj: Any) -> model.Service | model.EndpointSlice:
+    """One API object into the model; `UnsupportedKind` for kinds the inventory ignores."""
+    if not isinstance(obj, Mapping):
+        raise ObjectError("object", "<unnamed>", "(document)", f"must be a mapping, not {type(obj).__name__}")
+    kind, api_version = obj.get("kind"), obj.get("apiVersion")
+    if kind == "Service" and api_version == "v1":
+        return parse_service(obj)
+    if kind == "EndpointSlice" and api_version == "discovery.k8s.io/v1":
+        return parse_endpoint_slice(obj)
+    raise UnsupportedKind(f"{api_version or '?'} {kind or '?'} {_ref(obj)}")

@@ -1,0 +1,102 @@
+"""The static inventory: Kubernetes manifests in a YAML or JSON file.
+
+Accepts exactly what `kubectl get svc,endpointslices -A -o yaml` prints (a `v1 List`), plain
+multi-document YAML, JSON, and Lists nested in either. Objects of other kinds are skipped
+with a warning; malformed Services and EndpointSlices are reported by name and field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+
+from agent import model
+from agent.inventory import parse
+
+
+class InventoryError(Exception):
+    """The inventory file cannot be used at all (missing, unreadable, not YAML/JSON)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadResult:
+    inventory: model.Inventory
+    warnings: tuple[str, ...]  # skipped objects of other kinds
+    errors: tuple[str, ...]  # malformed Services / EndpointSlices, each naming the field
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _objects(doc: Any, where: str) -> Iterator[tuple[str, Any]]:
+    if doc is None:
+        return
+    if isinstance(doc, dict) and isinstance(doc.get("items"), list) and (
+        doc.get("kind") in (None, "List") or str(doc.get("kind", "")).endswith("List")
+    ):
+        for i, item in enumerate(doc["items"]):
+            yield from _objects(item, f"{where} items[{i}]")
+        return
+    yield where, doc
+
+
+def parse_documents(text: str, *, source: str = "<inventory>") -> LoadResult:
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InventoryError(f"{source}: not valid YAML/JSON{at}: {problem}") from None
+
+    services: list[model.Service] = []
+    slices: list[model.EndpointSlice] = []
+    warnings: list[str] = []
+    errors: list[str] = []
+    seen: set[tuple[str, str, str]] = set()
+    for n, doc in enumerate(docs):
+        for where, obj in _objects(doc, f"document {n + 1}"):
+            try:
+                parsed = parse.parse_object(obj)
+            except parse.UnsupportedKind as exc:
+                warnings.append(f"{source}: {where}: skipped {exc} (not a v1 Service or discovery.k8s.io/v1 EndpointSlice)")
+                continue
+            except parse.ObjectError as exc:
+                errors.append(f"{source}: {where}: {exc}")
+                continue
+            kind = "Service" if isinstance(parsed, model.Service) else "EndpointSlice"
+            ident = (kind, *parsed.key)
+            if ident in seen:
+                errors.append(f"{source}: {where}: {kind} {parsed.key[0]}/{parsed.key[1]} appears more than once")
+                continue
+            seen.add(ident)
+            if isinstance(parsed, model.Service):
+                services.append(parsed)
+            else:
+                slices.append(parsed)
+    return LoadResult(model.Inventory(services, slices), tuple(warnings), tuple(errors))
+
+
+def load_file(path: str) -> LoadResult:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise InventoryError(f"{path}: inventory file does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InventoryError(f"{path}: cannot read inventory file: {exc}") from None
+    return parse_documents(text, source=path)
+
+
+def file_stamp(path: str) -> tuple[int, int, int] | None:
+    """What changes when the file is rewritten (for cheap reload polling)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)

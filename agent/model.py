@@ -1,0 +1,140 @@
+"""The compact inventory model: Services and their endpoints as the agent needs them.
+
+Built from Kubernetes `v1` Service and `discovery.k8s.io/v1` EndpointSlice objects by
+`agent.inventory.parse`; deliberately much smaller than the API objects (only what DNS
+expectations and TCP probes need), immutable, and hashable where useful.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import ipaddress
+from collections.abc import Iterable, Mapping
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class ServiceType(enum.Enum):
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+    EXTERNAL_NAME = "ExternalName"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServicePort:
+    name: str  # "" for the single unnamed port
+    protocol: str  # TCP, UDP, SCTP
+    port: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Service:
+    namespace: str
+    name: str
+    type: ServiceType
+    cluster_ips: tuple[IPAddress, ...]  # empty for headless and ExternalName
+    headless: bool
+    ports: tuple[ServicePort, ...]
+    external_name: str = ""  # lower-case, no trailing dot
+    publish_not_ready: bool = False
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False, compare=False)
+    annotations: Mapping[str, str] = dataclasses.field(
+        default_factory=dict, hash=False, compare=False
+    )
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndpointPort:
+    name: str
+    protocol: str
+    port: int | None  # None: the slice carries "all ports" (no semantics for probing)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Endpoint:
+    addresses: tuple[IPAddress, ...]
+    ready: bool  # conditions.ready, nil => true
+    serving: bool  # conditions.serving, nil => true
+    terminating: bool  # conditions.terminating, nil => false
+    hostname: str = ""
+    node_name: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndpointSlice:
+    namespace: str
+    name: str
+    service_name: str  # from the kubernetes.io/service-name label; "" when absent
+    address_type: str  # IPv4, IPv6, FQDN
+    endpoints: tuple[Endpoint, ...]
+    ports: tuple[EndpointPort, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReadyEndpoint:
+    """One endpoint address a Service publishes as ready, deduplicated across slices."""
+
+    address: IPAddress
+    hostname: str
+    ports: tuple[EndpointPort, ...]  # the slice's ports (never the Service's targetPort)
+
+
+class Inventory:
+    """An immutable snapshot of Services and EndpointSlices, indexed for the planner."""
+
+    __slots__ = ("services", "slices", "_by_service")
+
+    def __init__(
+        self, services: Iterable[Service] = (), slices: Iterable[EndpointSlice] = ()
+    ) -> None:
+        self.services: dict[tuple[str, str], Service] = {s.key: s for s in services}
+        self.slices: dict[tuple[str, str], EndpointSlice] = {s.key: s for s in slices}
+        by_service: dict[tuple[str, str], list[EndpointSlice]] = {}
+        for sl in self.slices.values():
+            if sl.service_name:
+                by_service.setdefault((sl.namespace, sl.service_name), []).append(sl)
+        for lst in by_service.values():
+            lst.sort(key=lambda s: s.name)
+        self._by_service = by_service
+
+    def __len__(self) -> int:
+        return len(self.services)
+
+    def slices_of(self, service: Service) -> list[EndpointSlice]:
+        return self._by_service.get(service.key, [])
+
+    def ready_endpoints(self, service: Service) -> list[ReadyEndpoint]:
+        """Union of ready endpoint addresses over all of the Service's slices, deduplicated.
+
+        `publishNotReadyAddresses` makes every endpoint count as ready, as the DNS spec says.
+        FQDN slices carry no address semantics and are ignored.
+        """
+        seen: dict[tuple[IPAddress, tuple[EndpointPort, ...]], ReadyEndpoint] = {}
+        for sl in self.slices_of(service):
+            if sl.address_type not in ("IPv4", "IPv6"):
+                continue
+            for ep in sl.endpoints:
+                if not (ep.ready or service.publish_not_ready):
+                    continue
+                for addr in ep.addresses:
+                    k = (addr, sl.ports)
+                    if k not in seen:
+                        seen[k] = ReadyEndpoint(addr, ep.hostname, sl.ports)
+        return sorted(seen.values(), key=lambda e: (e.address.version, int(e.address)))
+
+    def endpoint_count(self) -> int:
+        return sum(len(ep.addresses) for sl in self.slices.values() for ep in sl.endpoints)
+
+
+def family_of(addr: IPAddress) -> str:
+    return "ipv4" if addr.version == 4 else "ipv6"
