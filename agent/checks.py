@@ -1,0 +1,134 @@
+"""What one sweep does: DNS and TCP checks with their expected outcomes, and their results.
+
+Plain value types shared by the planner (which makes checks), the probes (which run them),
+the results store and every output (metrics, JSON API, CLI report).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+# Result label values (DESIGN §3). "ok" means: the answer matched what the API says.
+DNS_RESULTS = ("ok", "nxdomain", "nodata", "servfail", "refused", "timeout", "wrong_answer", "error")
+TCP_RESULTS = ("ok", "refused", "timeout", "unreachable", "error", "no_endpoints")
+TCP_PASSING = frozenset({"ok", "no_endpoints"})
+
+
+class Expect(enum.Enum):
+    ANSWER = "answer"  # NOERROR with records of the query type
+    NODATA = "nodata"  # NOERROR, no records of the query type
+    NXDOMAIN = "nxdomain"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SrvRecord:
+    port: int
+    target: str  # absolute, lower-case; "" = any name under the Service (endpoint without hostname)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DnsExpectation:
+    kind: Expect
+    records: frozenset[str] = frozenset()  # A/AAAA addresses or the CNAME target (absolute)
+    srv: tuple[SrvRecord, ...] = ()
+    srv_suffix: str = ""  # where targets of hostname-less endpoints must live
+
+    def describe(self) -> str:
+        if self.kind is not Expect.ANSWER:
+            return self.kind.value.upper()
+        if self.srv:
+            return " ".join(sorted(f"{r.port}:{r.target or '*.' + self.srv_suffix}" for r in self.srv))
+        return " ".join(sorted(self.records))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DnsCheck:
+    namespace: str
+    service: str
+    form: str  # short, namespace, svc, fqdn
+    qtype: str  # A, AAAA, SRV, CNAME
+    path: str  # resolver, cluster_ip, endpoint, nodelocal
+    name: str  # as an application would pass it; absolute when it ends with "."
+    search: tuple[str, ...]  # search list of a pod in the Service's namespace
+    ndots: int
+    servers: tuple[tuple[str, int], ...]
+    expect: DnsExpectation
+
+    kind = "dns"
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return ("dns", self.namespace, self.service, self.form, self.qtype, self.path, self.name,
+                self.servers)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TcpCheck:
+    namespace: str
+    service: str
+    target: str  # cluster_ip, endpoint
+    address: str
+    port: int
+    family: str  # ipv4, ipv6
+    port_name: str
+    no_endpoints: bool = False  # the Service has no ready endpoint: nothing to connect to
+
+    kind = "tcp"
+
+    @property
+    def path(self) -> str:
+        return self.target
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return ("tcp", self.namespace, self.service, self.target, self.address, self.port)
+
+
+Check = DnsCheck | TcpCheck
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CheckResult:
+    check: Check
+    result: str
+    duration_seconds: float
+    finished_at: float  # Unix time
+    queries: int = 0  # DNS queries on the wire for this lookup (0 for TCP)
+    server: str = ""  # DNS server that gave the final answer (or was last tried)
+    detail: str = ""
+    answer: tuple[str, ...] = ()  # records received, for the JSON API and debug view
+    trace: tuple[dict[str, Any], ...] | None = None  # every query, when asked for
+
+    @property
+    def passing(self) -> bool:
+        if self.check.kind == "dns":
+            return self.result == "ok"
+        return self.result in TCP_PASSING
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.check
+        out: dict[str, Any] = {
+            "namespace": c.namespace,
+            "service": c.service,
+            "check": c.kind,
+            "form": getattr(c, "form", None),
+            "qtype": getattr(c, "qtype", None),
+            "path": c.path,
+            "target": c.target if isinstance(c, TcpCheck) else None,
+            "name": c.name if isinstance(c, DnsCheck) else None,
+            "address": c.address if isinstance(c, TcpCheck) else self.server or None,
+            "port": c.port if isinstance(c, TcpCheck) else None,
+            "result": self.result,
+            "passing": self.passing,
+            "duration_seconds": round(self.duration_seconds, 6),
+            "queries": self.queries if isinstance(c, DnsCheck) else None,
+            "expected": c.expect.describe() if isinstance(c, DnsCheck) else None,
+            "answer": list(self.answer) if isinstance(c, DnsCheck) else None,
+            "detail": self.detail,
+            "finished_at": round(self.finished_at, 3),
+        }
+        if self.trace is not None:
+            out["trace"] = list(self.trace)
+        return out

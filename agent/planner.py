@@ -1,0 +1,172 @@
+"""Pure planning: inventory + settings -> the checks of one sweep, with expected answers.
+
+Nothing here does I/O. Expected answers follow the Kubernetes DNS specification
+(reference/k8s-dns.md §5.3): A/AAAA from `spec.clusterIPs` by family (NODATA for a family
+the Service lacks); headless = ready endpoint addresses over all slices (NXDOMAIN when there
+are none at all); SRV for named ports; ExternalName = CNAME.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+
+from agent import model
+from agent.checks import DnsCheck, DnsExpectation, Expect, SrvRecord, TcpCheck
+
+FAMILY_QTYPE = {4: "A", 6: "AAAA"}
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanSettings:
+    """The part of the settings the planner needs (kept small so tests can build it)."""
+
+    cluster_domain: str
+    ndots: int
+    host_search: tuple[str, ...]
+    servers: tuple[tuple[str, int], ...]
+    forms: tuple[str, ...] = ("short", "namespace", "svc", "fqdn")
+    qtypes: tuple[str, ...] = ("A", "AAAA")
+    srv: bool = True
+    tcp: bool = True
+    max_endpoints_per_service: int = 0
+    path: str = "resolver"
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    dns: tuple[DnsCheck, ...]
+    tcp: tuple[TcpCheck, ...]
+    not_probed_ports: int  # UDP/SCTP ports: counted, never probed
+
+    def __len__(self) -> int:
+        return len(self.dns) + len(self.tcp)
+
+
+def pod_search_list(namespace: str, cluster_domain: str, host_search: Sequence[str]) -> tuple[str, ...]:
+    """The search list the kubelet writes for a ClusterFirst pod in `namespace`."""
+    out: list[str] = []
+    for entry in (f"{namespace}.svc.{cluster_domain}", f"svc.{cluster_domain}", cluster_domain, *host_search):
+        if entry not in out:  # the kubelet drops duplicates
+            out.append(entry)
+    return tuple(out)
+
+
+def search_candidates(name: str, search: Sequence[str], ndots: int) -> list[str]:
+    """Absolute names a stub resolver tries, in order (glibc, musl and dnspython agree).
+
+    Absolute names are tried alone; a name with at least `ndots` dots is tried as-is first,
+    then with each search suffix; otherwise the suffixes come first and the name as-is last.
+    """
+    if name.endswith("."):
+        return [name]
+    searched = [f"{name}.{suffix}." for suffix in search]
+    if name.count(".") >= ndots:
+        return [f"{name}.", *searched]
+    return [*searched, f"{name}."]
+
+
+def form_names(service: model.Service, cluster_domain: str) -> dict[str, str]:
+    n, ns = service.name, service.namespace
+    return {
+        "short": n,
+        "namespace": f"{n}.{ns}",
+        "svc": f"{n}.{ns}.svc",
+        "fqdn": f"{n}.{ns}.svc.{cluster_domain}.",
+    }
+
+
+def expected_addresses(service: model.Service, inventory: model.Inventory, qtype: str) -> DnsExpectation:
+    version = 4 if qtype == "A" else 6
+    if service.headless:
+        ready = inventory.ready_endpoints(service)
+        if not ready:
+            return DnsExpectation(Expect.NXDOMAIN)
+        addrs = frozenset(str(e.address) for e in ready if e.address.version == version)
+    else:
+        addrs = frozenset(str(ip) for ip in service.cluster_ips if ip.version == version)
+    return DnsExpectation(Expect.ANSWER, addrs) if addrs else DnsExpectation(Expect.NODATA)
+
+
+def expected_srv(service: model.Service, inventory: model.Inventory, port: model.ServicePort,
+                 fqdn: str) -> DnsExpectation:
+    suffix = fqdn.lower()
+    if not service.headless:
+        return DnsExpectation(Expect.ANSWER, srv=(SrvRecord(port.port, suffix),))
+    records: list[SrvRecord] = []
+    for ep in inventory.ready_endpoints(service):
+        for ep_port in ep.ports:
+            if ep_port.name == port.name and ep_port.protocol == port.protocol and ep_port.port:
+                target = f"{ep.hostname}.{suffix}" if ep.hostname else ""
+                records.append(SrvRecord(ep_port.port, target))
+    if not records:
+        return DnsExpectation(Expect.NXDOMAIN)
+    return DnsExpectation(Expect.ANSWER, srv=tuple(sorted(set(records), key=lambda r: (r.port, r.target))),
+                          srv_suffix=suffix)
+
+
+def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSettings) -> Iterable[DnsCheck]:
+    names = form_names(service, ps.cluster_domain)
+    search = pod_search_list(service.namespace, ps.cluster_domain, ps.host_search)
+
+    def check(form: str, qtype: str, name: str, expect: DnsExpectation) -> DnsCheck:
+        return DnsCheck(service.namespace, service.name, form, qtype, ps.path, name, search,
+                        ps.ndots, ps.servers, expect)
+
+    if service.type is model.ServiceType.EXTERNAL_NAME:
+        target = DnsExpectation(Expect.ANSWER, frozenset({service.external_name + "."}))
+        for form in ps.forms:
+            yield check(form, "CNAME", names[form], target)
+        return
+    for form in ps.forms:
+        for qtype in ps.qtypes:
+            yield check(form, qtype, names[form], expected_addresses(service, inventory, qtype))
+    if ps.srv:
+        fqdn = names["fqdn"]
+        for port in service.ports:
+            if port.name and port.protocol in ("TCP", "UDP"):
+                srv_name = f"_{port.name}._{port.protocol.lower()}.{fqdn}"
+                yield check("fqdn", "SRV", srv_name, expected_srv(service, inventory, port, fqdn))
+
+
+def _tcp_checks(service: model.Service, inventory: model.Inventory, ps: PlanSettings) -> tuple[list[TcpCheck], int]:
+    if service.type is model.ServiceType.EXTERNAL_NAME:
+        return [], 0
+    out: list[TcpCheck] = []
+    skipped = sum(1 for p in service.ports if p.protocol != "TCP")
+    ready = inventory.ready_endpoints(service)
+    for ip in service.cluster_ips:
+        for port in service.ports:
+            if port.protocol == "TCP":
+                out.append(TcpCheck(service.namespace, service.name, "cluster_ip", str(ip), port.port,
+                                    model.family_of(ip), port.name, no_endpoints=not ready))
+    seen: set[tuple[str, int]] = set()
+    probed_addresses: set[str] = set()
+    for ep in ready:
+        addr = str(ep.address)
+        if (ps.max_endpoints_per_service and addr not in probed_addresses
+                and len(probed_addresses) >= ps.max_endpoints_per_service):
+            continue
+        for ep_port in ep.ports:
+            if ep_port.protocol != "TCP" or ep_port.port is None or (addr, ep_port.port) in seen:
+                continue
+            seen.add((addr, ep_port.port))
+            probed_addresses.add(addr)
+            out.append(TcpCheck(service.namespace, service.name, "endpoint", addr, ep_port.port,
+                                model.family_of(ep.address), ep_port.name))
+    return out, skipped
+
+
+def plan(inventory: model.Inventory, ps: PlanSettings, services: Iterable[model.Service] | None = None) -> Plan:
+    """Every check for `services` (default: the whole inventory), in a stable order."""
+    dns: list[DnsCheck] = []
+    tcp: list[TcpCheck] = []
+    not_probed = 0
+    chosen = inventory.services.values() if services is None else services
+    for service in sorted(chosen, key=lambda s: s.key):
+        dns.extend(_dns_checks(service, inventory, ps))
+        if ps.tcp:
+            checks, skipped = _tcp_checks(service, inventory, ps)
+            tcp.extend(checks)
+            not_probed += skipped
+    return Plan(tuple(dns), tuple(tcp), not_probed)
