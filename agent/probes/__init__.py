@@ -1,0 +1,1 @@
+"""Probe engines: DNS (dnspython messages, shared UDP sockets) and TCP connects."""
