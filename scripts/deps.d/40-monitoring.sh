@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Test prerequisites for the chart, alert rules and dashboard (tests/chart/, marker `chart`):
+#   - Debian's prometheus package (prometheus + promtool)
+#   - helm v3 and Grafana's dashboard-linter, built with Go into the shared cache
+#     (cloudflare/pint is not served by the Go module proxy reachable here, so the rules are
+#     linted by `promtool check rules --lint` and by tests/chart/test_rules_lint.py instead)
+#   - svcprobe-promql-inspect (tests/chart/promql_inspect): Prometheus's own PromQL parser, used to
+#     check that rules and dashboard use only exported metric names and labels
+#   - kubernetes-validate (offline Kubernetes schemas) in the project venv
+# Idempotent: each tool is skipped when the pinned version is already present.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cache=${SVCPROBE_CACHE:-$HOME/.cache/svcprobe}
+bin=$cache/bin
+stamps=$cache/stamps
+mkdir -p "$bin" "$stamps"
+
+HELM_VERSION=v3.22.0
+DASHBOARD_LINTER_VERSION=v0.0.0-20231114210226-c458893a5731
+KUBERNETES_VALIDATE_VERSION=1.37.0
+
+log() { echo "   [40-monitoring] $*"; }
+sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- Debian: prometheus + promtool -----------------------------------------------------------
+if command -v promtool >/dev/null && command -v prometheus >/dev/null; then
+    log "prometheus $(promtool --version 2>&1 | awk 'NR==1{print $3}') present"
+else
+    log "installing Debian package prometheus"
+    sudo_if_needed apt-get update -qq
+    # policy-rc.d keeps the package's service from being started on this machine.
+    policy=/usr/sbin/policy-rc.d
+    created_policy=
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | sudo_if_needed tee "$policy" >/dev/null
+        sudo_if_needed chmod +x "$policy"
+        created_policy=1
+    fi
+    DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    [ -n "$created_policy" ] && sudo_if_needed rm -f "$policy"
+fi
+
+# --- Go-built tools ---------------------------------------------------------------------------
+have() { [ -x "$bin/$1" ] && [ "$(cat "$stamps/$1" 2>/dev/null)" = "$2" ]; }
+
+if have helm "$HELM_VERSION"; then
+    log "helm $HELM_VERSION present"
+else
+    log "building helm $HELM_VERSION"
+    GOBIN=$bin GOFLAGS=-buildvcs=false go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+    echo "$HELM_VERSION" >"$stamps/helm"
+fi
+
+# dashboard-linter has no tagged release; the proxy serves this pseudo-version (the one the
+# kubernetes-mixin pins) but neither its version list (which `go install` asks for) nor a checksum
+# database entry. So: download that exact version and build it from its own go.mod/go.sum.
+if have dashboard-linter "$DASHBOARD_LINTER_VERSION"; then
+    log "dashboard-linter $DASHBOARD_LINTER_VERSION present"
+else
+    log "building dashboard-linter $DASHBOARD_LINTER_VERSION"
+    linter_dir=$(GONOSUMDB=github.com/grafana/dashboard-linter GOFLAGS=-mod=mod \
+        go mod download -json "github.com/grafana/dashboard-linter@$DASHBOARD_LINTER_VERSION" |
+        python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["Dir"]) if "Dir" in d else sys.exit(d.get("Error"))')
+    (cd "$linter_dir" && GOFLAGS=-buildvcs=false go build -trimpath -o "$bin/dashboard-linter" .)
+    echo "$DASHBOARD_LINTER_VERSION" >"$stamps/dashboard-linter"
+fi
+
+# Local helper: its version is the hash of its sources, so an edit rebuilds it.
+inspect_src=$repo/tests/chart/promql_inspect
+if [ -d "$inspect_src" ]; then
+    inspect_version=$(cat "$inspect_src"/go.mod "$inspect_src"/go.sum "$inspect_src"/*.go | sha256sum | cut -c1-16)
+    if [ -x "$bin/svcprobe-promql-inspect" ] && [ "$(cat "$stamps/svcprobe-promql-inspect" 2>/dev/null)" = "$inspect_version" ]; then
+        log "svcprobe-promql-inspect $inspect_version present"
+    else
+        log "building svcprobe-promql-inspect $inspect_version"
+        (cd "$inspect_src" && GOFLAGS=-buildvcs=false go build -trimpath -o "$bin/svcprobe-promql-inspect" .)
+        echo "$inspect_version" >"$stamps/svcprobe-promql-inspect"
+    fi
+fi
+
+# --- Python: kubernetes-validate in the project venv -----------------------------------------
+py=$repo/.venv/bin/python
+if [ -x "$py" ]; then
+    if "$py" -m pip show kubernetes-validate 2>/dev/null | grep -qx "Version: $KUBERNETES_VALIDATE_VERSION"; then
+        log "kubernetes-validate $KUBERNETES_VALIDATE_VERSION present"
+    else
+        log "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION"
+        "$py" -m pip install --quiet "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+    fi
+else
+    log "no $repo/.venv yet (make venv creates it); kubernetes-validate not installed"
+fi
