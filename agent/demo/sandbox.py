@@ -1,0 +1,134 @@
+"""The demo sandbox: the example inventory served for real on loopback, and the agent on it.
+
+A DNS server answers for the inventory (with one wrong and one missing record), TCP
+backends listen on every ClusterIP and ready endpoint (except one dead endpoint), and
+the agent runs against them with its HTTP server up. Nothing leaves 127.0.0.0/8.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.resources
+import shutil
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+
+from agent import settings as settings_mod
+from agent.demo.dnsserver import DnsServer, records_from_inventory
+from agent.health import Health
+from agent.inventory import static
+from agent.inventory.source import StaticSource
+
+ZONE = "cluster.local"
+WRONG = {"search.shop.svc.cluster.local.": "127.0.10.99"}  # DNS answers a stale address
+MISSING = ("reviews.shop.svc.cluster.local.",)  # DNS has no record at all
+DEAD = {("127.0.20.24", 8080)}  # an endpoint whose process is gone
+
+
+def inventory_path() -> str:
+    return str(importlib.resources.files("agent.demo") / "inventory.yaml")
+
+
+async def _accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()
+
+
+@contextlib.asynccontextmanager
+async def sandbox(inventory_file: str) -> AsyncIterator[DnsServer]:
+    """Serve `inventory_file` on loopback; yields the DNS server (its address is where to ask)."""
+    inventory = static.load_file(inventory_file).inventory
+    records = records_from_inventory(inventory, ZONE)
+    for name, addr in WRONG.items():
+        records[name]["A"] = [addr]
+    for gone in MISSING:  # the name and everything under it (its SRV records)
+        for name in [n for n in records if n == gone or n.endswith("." + gone)]:
+            del records[name]
+    server = DnsServer(records, zone=ZONE)
+    await server.start("127.0.0.1", 0)
+    listeners = []
+    try:
+        targets: set[tuple[str, int]] = set()
+        for svc in inventory.services.values():
+            for ip in svc.cluster_ips:
+                if inventory.ready_endpoints(svc):  # like kube-proxy: no endpoint, nothing behind the VIP
+                    targets.update((str(ip), p.port) for p in svc.ports if p.protocol == "TCP")
+            for ep in inventory.ready_endpoints(svc):
+                targets.update((str(ep.address), p.port) for p in ep.ports if p.protocol == "TCP" and p.port)
+        for addr, port in sorted(targets - DEAD):
+            listeners.append(await asyncio.start_server(_accept, addr, port, reuse_address=True))
+        yield server
+    finally:
+        for srv in listeners:
+            srv.close()
+        await server.stop()
+
+
+def settings_for(dns_address: tuple[str, int], *, inventory_file: str, listen: str,
+                 interval: float) -> settings_mod.Settings:
+    host, port = dns_address
+    return settings_mod.load(overrides={
+        "inventory.file": inventory_file,
+        "inventory.reload_seconds": 2.0,
+        "dns.nameservers": (f"{host}:{port}",),
+        "dns.cluster_domain": ZONE,
+        "dns.ndots": 5,
+        "dns.search": (),
+        "dns.timeout_seconds": 1.0,
+        "dns.query_budget_per_second": 500.0,
+        "dns.query_budget_burst": 100,
+        "scheduler.interval_seconds": interval,
+        "shutdown.drain_seconds": 0.0,
+        "listen": listen,
+    })
+
+
+async def main(*, listen: str, interval: float, duration: float) -> int:
+    from agent.runner import Agent
+
+    workdir = tempfile.mkdtemp(prefix="svcprobe-demo-")
+    inventory_file = f"{workdir}/inventory.yaml"
+    shutil.copyfile(inventory_path(), inventory_file)
+    try:
+        async with sandbox(inventory_file) as server:
+            s = settings_for(server.address, inventory_file=inventory_file, listen=listen, interval=interval)
+            health = Health()
+            source = StaticSource(inventory_file, health, reload_seconds=s.inventory.reload_seconds)
+            source.load_initial()
+            agent = Agent(s, source, health)
+            stop = asyncio.Event()
+
+            def banner(host: str, port: int) -> None:
+                base = f"http://{host}:{port}"
+                ns = f"{server.address[0]}:{server.address[1]}"
+                print(f"""
+svcprobe demo is running: a small shop on loopback, some of it broken on purpose.
+  DNS server      {ns} (zone {ZONE})
+  inventory       {inventory_file} (edit it: the agent reloads it)
+  metrics         {base}/metrics
+  results (JSON)  {base}/api/v1/results?failing=true
+  one Service     {base}/debug/probe?service=shop/search
+  one-shot report svcprobe check --inventory {inventory_file} --nameserver {ns}
+Broken on purpose: shop/search (wrong DNS answer), shop/reviews (missing DNS record),
+shop/checkout (dead endpoint). shop/legacy has no ready endpoint: expected, no alarm.
+{"Stops after %gs." % duration if duration else "Ctrl-C stops it."}
+""", flush=True)
+
+            async def timer() -> None:
+                if duration:
+                    await asyncio.sleep(duration)
+                    stop.set()
+
+            t = asyncio.create_task(timer())
+            try:
+                await agent.run(stop=stop, on_listening=banner)
+            finally:
+                t.cancel()
+            failing = agent.store.failing_series()
+            print(f"demo stopped after {agent.store.sweeps} sweep(s); failing series at the end:", file=sys.stderr)
+            for key in failing:
+                print("  " + " ".join(key), file=sys.stderr)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0

@@ -1,0 +1,22 @@
+"""The agent's own state, reported by /metrics, /readyz and the JSON API."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass
+class Health:
+    """The agent's own state that /metrics, /readyz and the JSON API report."""
+
+    inventory_services: int = 0
+    inventory_endpoints: int = 0
+    inventory_synced: bool = False  # the first full inventory has been loaded
+    kube_synced: bool = False  # Kubernetes discovery only
+    reloads: dict[str, int] = dataclasses.field(default_factory=lambda: {"ok": 0, "error": 0})
+    skipped: dict[str, int] = dataclasses.field(default_factory=lambda: {"unsupported_kind": 0, "malformed": 0})
+    watch_restarts: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    relists: dict[str, int] = dataclasses.field(default_factory=dict)
+    targets: dict[str, int] = dataclasses.field(default_factory=lambda: {"dns": 0, "tcp": 0, "not_probed": 0})
+    last_inventory_error: str = ""
+    draining: bool = False

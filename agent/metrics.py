@@ -1,0 +1,150 @@
+"""Prometheus exposition, exactly per docs/metrics.md.
+
+Histograms and counters carry only low-cardinality labels and are updated as results come
+in. Everything that describes current state (failing Services, sweep and inventory health)
+is produced by a custom collector from the results store on every scrape, so a Service
+that disappears takes its series with it.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterator
+
+import dns.version
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from agent import __version__
+from agent.checks import CheckResult, DnsCheck
+from agent.ratelimit import TokenBucket
+from agent.health import Health
+from agent.results import ResultStore
+
+DNS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0)
+TCP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+QUERY_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 24)
+
+
+class _StateCollector(Collector):
+    def __init__(self, owner: Metrics) -> None:
+        self.owner = owner
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # state families vary; describing none keeps registration cheap
+
+    def collect(self) -> Iterator[Metric]:
+        o = self.owner
+        store, health = o.store, o.health
+        failing = GaugeMetricFamily(
+            "svcprobe_service_failing",
+            "1 for each Service check path and result failing in the latest results",
+            labels=["namespace", "service", "check", "path", "result"],
+        )
+        for key in store.failing_series()[: o.failing_budget]:
+            failing.add_metric(list(key), 1)
+        yield failing
+
+        info = GaugeMetricFamily("svcprobe_build_info", "What is running",
+                                 labels=["version", "python_version", "dnspython_version"])
+        info.add_metric([__version__, platform.python_version(), dns.version.version], 1)
+        yield info
+
+        sweep = store.last_sweep
+        yield CounterMetricFamily("svcprobe_sweeps", "Completed sweeps", value=store.sweeps)
+        if sweep is not None:
+            yield GaugeMetricFamily("svcprobe_sweep_duration_seconds", "Duration of the last completed sweep",
+                                    value=sweep.duration)
+            yield GaugeMetricFamily("svcprobe_last_sweep_timestamp_seconds",
+                                    "Unix time the last sweep completed", value=sweep.finished_at)
+            yield GaugeMetricFamily("svcprobe_sweep_lag_seconds", "How far the last sweep overran its interval",
+                                    value=sweep.lag)
+            yield GaugeMetricFamily("svcprobe_event_loop_lag_seconds",
+                                    "Worst event-loop scheduling delay during the last sweep", value=sweep.loop_lag)
+        targets = GaugeMetricFamily("svcprobe_targets", "Checks planned per sweep", labels=["kind"])
+        for kind, n in sorted(health.targets.items()):
+            targets.add_metric([kind], n)
+        yield targets
+        yield GaugeMetricFamily("svcprobe_inventory_services", "Services in the inventory",
+                                value=health.inventory_services)
+        yield GaugeMetricFamily("svcprobe_inventory_endpoints", "Endpoint addresses in the inventory",
+                                value=health.inventory_endpoints)
+        reloads = CounterMetricFamily("svcprobe_inventory_reloads", "Static inventory (re)loads", labels=["result"])
+        for result, n in sorted(health.reloads.items()):
+            reloads.add_metric([result], n)
+        yield reloads
+        skipped = CounterMetricFamily("svcprobe_inventory_objects_skipped",
+                                      "Objects not taken into the inventory", labels=["reason"])
+        for reason, n in sorted(health.skipped.items()):
+            skipped.add_metric([reason], n)
+        yield skipped
+        yield GaugeMetricFamily("svcprobe_kube_synced", "1 once Kubernetes list+watch completed its first sync",
+                                value=1 if health.kube_synced else 0)
+        restarts = CounterMetricFamily("svcprobe_watch_restarts", "Watch streams restarted",
+                                       labels=["resource", "reason"])
+        for (resource, reason), n in sorted(health.watch_restarts.items()):
+            restarts.add_metric([resource, reason], n)
+        yield restarts
+        relists = CounterMetricFamily("svcprobe_relists", "Full relists", labels=["resource"])
+        for resource, n in sorted(health.relists.items()):
+            relists.add_metric([resource], n)
+        yield relists
+        waits = o.budget.waits if o.budget is not None else 0
+        yield CounterMetricFamily("svcprobe_budget_exhausted",
+                                  "Lookups that waited because the DNS query budget was empty", value=waits)
+        yield CounterMetricFamily("svcprobe_series_dropped",
+                                  "Failing-Service series not exported because of the series budget",
+                                  value=store.series_dropped)
+
+
+class Metrics:
+    def __init__(self, store: ResultStore, health: Health, *, series_budget: int,
+                 budget: TokenBucket | None = None) -> None:
+        self.store, self.health, self.budget = store, health, budget
+        self.series_budget = series_budget
+        self.failing_budget = series_budget
+        self.registry = CollectorRegistry(auto_describe=False)
+        r = self.registry
+        self.dns_duration = Histogram("svcprobe_dns_lookup_duration_seconds",
+                                      "Time of one lookup including its whole search walk",
+                                      ["form", "path"], buckets=DNS_BUCKETS, registry=r)
+        self.dns_lookups = Counter("svcprobe_dns_lookups", "DNS lookups by outcome",
+                                   ["form", "qtype", "path", "server", "result"], registry=r)
+        self.dns_queries = Histogram("svcprobe_dns_queries_per_lookup",
+                                     "Queries on the wire per lookup (search-list amplification)",
+                                     ["form"], buckets=QUERY_BUCKETS, registry=r)
+        self.tcp_duration = Histogram("svcprobe_tcp_connect_duration_seconds", "TCP connect time",
+                                      ["target", "family"], buckets=TCP_BUCKETS, registry=r)
+        self.tcp_connects = Counter("svcprobe_tcp_connects", "TCP connects by outcome",
+                                    ["target", "family", "result"], registry=r)
+        r.register(_StateCollector(self))
+
+    def observe(self, result: CheckResult) -> None:
+        c = result.check
+        if isinstance(c, DnsCheck):
+            self.dns_duration.labels(c.form, c.path).observe(result.duration_seconds)
+            self.dns_lookups.labels(c.form, c.qtype, c.path, result.server, result.result).inc()
+            self.dns_queries.labels(c.form).observe(result.queries)
+        else:
+            if result.result != "no_endpoints":
+                self.tcp_duration.labels(c.target, c.family).observe(result.duration_seconds)
+            self.tcp_connects.labels(c.target, c.family, result.result).inc()
+
+    def fixed_series(self) -> int:
+        """Series exported besides the failing-Service gauge."""
+        n = 0
+        for family in self.registry.collect():
+            if family.name != "svcprobe_service_failing":
+                n += len(family.samples)
+        return n
+
+    def update_failing_budget(self) -> int:
+        """Recompute how many failing-Service series fit into the series budget."""
+        self.failing_budget = max(0, self.series_budget - self.fixed_series())
+        return self.failing_budget
+
+    def render(self, accept: str | None) -> tuple[bytes, str]:
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type

@@ -1,0 +1,60 @@
+"""`svcprobe check` output: a table for people, JSON for tools."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from agent.checks import CheckResult, DnsCheck
+from agent.results import SweepStats
+
+
+def to_json(results: Sequence[CheckResult], stats: SweepStats) -> str:
+    return json.dumps({"sweep": stats.to_json(), "results": [r.to_json() for r in results]}, indent=2)
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def to_table(results: Sequence[CheckResult], stats: SweepStats, *, show_all: bool = False) -> str:
+    services: dict[tuple[str, str], list[CheckResult]] = {}
+    for r in results:
+        services.setdefault((r.check.namespace, r.check.service), []).append(r)
+
+    summary = [["SERVICE", "DNS OK", "TCP OK", "STATUS"]]
+    for (ns, name), rs in sorted(services.items()):
+        dns = [r for r in rs if r.check.kind == "dns"]
+        tcp = [r for r in rs if r.check.kind == "tcp"]
+        failing = sorted({r.result for r in rs if not r.passing})
+        no_ep = any(r.result == "no_endpoints" for r in tcp)
+        status = "FAIL " + ",".join(failing) if failing else ("ok (no ready endpoints)" if no_ep else "ok")
+        summary.append([f"{ns}/{name}", f"{sum(r.passing for r in dns)}/{len(dns)}",
+                        f"{sum(r.passing for r in tcp)}/{len(tcp)}" if tcp else "-", status])
+    lines = _table(summary) if len(summary) > 1 else ["(no Services in the inventory)"]
+
+    shown = [r for r in results if show_all or not r.passing]
+    if shown:
+        lines += ["", "ALL CHECKS" if show_all else "FAILING CHECKS"]
+        detail = [["SERVICE", "CHECK", "PATH", "WHAT", "RESULT", "MS", "Q", "DETAIL"]]
+        for r in shown:
+            c = r.check
+            if isinstance(c, DnsCheck):
+                what = f"{c.form} {c.qtype} {c.name}"
+                check = "dns"
+            else:
+                what = f"{c.address}:{c.port}" if c.family == "ipv4" else f"[{c.address}]:{c.port}"
+                check = "tcp"
+            detail.append([f"{c.namespace}/{c.service}", check, c.path, what, r.result,
+                           f"{r.duration_seconds * 1000:.1f}", str(r.queries) if check == "dns" else "-",
+                           r.detail])
+        lines += _table(detail)
+
+    failing_n = sum(1 for r in results if not r.passing)
+    lines += ["", f"{len(results)} checks of {len(services)} Services in {stats.duration:.2f}s: "
+                  f"{len(results) - failing_n} passing, {failing_n} failing"]
+    if stats.loop_lag > 0.05:
+        lines.append(f"warning: the event loop lagged up to {stats.loop_lag * 1000:.0f} ms during the sweep; "
+                     "latencies may be overstated")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,93 @@
+"""One store for what the agent knows: the latest result of every planned check.
+
+Metrics, the JSON API and the CLI report all read from here. Results of checks that are
+no longer planned (a Service removed from the inventory) are dropped when the next sweep
+begins, so nothing stale is ever exported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from agent.checks import CheckResult
+
+FailingKey = tuple[str, str, str, str, str]  # namespace, service, check, path, result
+
+
+@dataclasses.dataclass
+class SweepStats:
+    started_at: float = 0.0  # Unix time
+    finished_at: float = 0.0
+    duration: float = 0.0
+    lag: float = 0.0  # how far the sweep overran its interval
+    loop_lag: float = 0.0  # worst event-loop delay seen while it ran
+    checks: int = 0
+    failing: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "started_at": round(self.started_at, 3),
+            "finished_at": round(self.finished_at, 3),
+            "duration_seconds": round(self.duration, 6),
+            "lag_seconds": round(self.lag, 6),
+            "event_loop_lag_seconds": round(self.loop_lag, 6),
+            "loop_lagging": self.loop_lag > LOOP_LAG_WARNING,
+            "checks": self.checks,
+            "failing": self.failing,
+        }
+
+
+# A sweep whose timings were taken while the event loop ran this late is flagged.
+LOOP_LAG_WARNING = 0.05
+
+
+class ResultStore:
+    def __init__(self) -> None:
+        self._results: dict[tuple[Any, ...], CheckResult] = {}
+        self.last_sweep: SweepStats | None = None
+        self.sweeps = 0
+        self.series_dropped = 0  # failing series beyond the series budget, summed per sweep
+
+    def retain(self, planned_keys: Iterable[tuple[Any, ...]]) -> None:
+        """Forget results of checks that are not planned any more."""
+        keep = set(planned_keys)
+        for key in [k for k in self._results if k not in keep]:
+            del self._results[key]
+
+    def put(self, result: CheckResult) -> None:
+        self._results[result.check.key] = result
+
+    def finish_sweep(self, stats: SweepStats, *, failing_budget: int) -> None:
+        stats.failing = sum(1 for r in self._results.values() if not r.passing)
+        self.last_sweep = stats
+        self.sweeps += 1
+        self.series_dropped += max(0, len(self.failing_series()) - failing_budget)
+
+    def snapshot(self) -> list[CheckResult]:
+        return sorted(self._results.values(), key=lambda r: _sort_key(r))
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def failing_series(self) -> list[FailingKey]:
+        """Distinct (namespace, service, check, path, result) of failing checks, sorted."""
+        series = {
+            (r.check.namespace, r.check.service, r.check.kind, r.check.path, r.result)
+            for r in self._results.values()
+            if not r.passing
+        }
+        return sorted(series)
+
+    def age(self) -> float | None:
+        if self.last_sweep is None:
+            return None
+        return time.time() - self.last_sweep.finished_at
+
+
+def _sort_key(r: CheckResult) -> tuple[str, ...]:
+    c = r.check
+    return (c.namespace, c.service, c.kind, c.path, str(getattr(c, "form", "")), str(getattr(c, "qtype", "")),
+            str(getattr(c, "address", "")), str(getattr(c, "port", "")))

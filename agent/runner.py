@@ -1,0 +1,143 @@
+"""The composition root: builds the agent from settings and runs it.
+
+Shutdown order on SIGTERM (bounded by `shutdown.timeout_seconds`): report not ready,
+keep serving for `shutdown.drain_seconds` so the pod leaves its Service, stop sweeping and
+watching, close the DNS sockets, stop the HTTP server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from agent import model, planner, server, settings as settings_mod
+from agent.health import Health
+from agent.inventory.source import Source
+from agent.metrics import Metrics
+from agent.prober import Prober
+from agent.probes.dns import DnsEngine
+from agent.ratelimit import TokenBucket
+from agent.results import ResultStore, SweepStats
+from agent.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+def plan_settings(s: settings_mod.Settings) -> planner.PlanSettings:
+    return planner.PlanSettings(
+        cluster_domain=s.dns.cluster_domain,
+        ndots=s.dns.ndots,
+        host_search=s.dns.search,
+        servers=tuple(settings_mod.nameserver_addresses(s)),
+        forms=s.dns.forms,
+        qtypes=s.dns.qtypes,
+        srv=s.dns.srv,
+        tcp=s.tcp.enabled,
+        max_endpoints_per_service=s.tcp.max_endpoints_per_service,
+    )
+
+
+class Agent:
+    def __init__(self, s: settings_mod.Settings, source: Source, health: Health) -> None:
+        self.settings = s
+        self.source = source
+        self.health = health
+        self.store = ResultStore()
+        self.budget = TokenBucket(s.dns.query_budget_per_second, s.dns.query_budget_burst)
+        self.dns = DnsEngine(timeout=s.dns.timeout_seconds, attempts=s.dns.attempts,
+                             sockets=s.dns.sockets, budget=self.budget)
+        self.prober = Prober(self.dns, tcp_timeout=s.tcp.timeout_seconds)
+        self.metrics = Metrics(self.store, health, series_budget=s.metrics.series_budget, budget=self.budget)
+        self.scheduler = Scheduler(self.prober, self.store, self.metrics,
+                                   interval=s.scheduler.interval_seconds, spread=s.scheduler.spread,
+                                   jitter=s.scheduler.jitter, concurrency=s.scheduler.concurrency)
+        self.plan_settings = plan_settings(s)
+
+    def plan(self) -> planner.Plan:
+        p = planner.plan(self.source.inventory, self.plan_settings)
+        self.health.targets.update(dns=len(p.dns), tcp=len(p.tcp), not_probed=p.not_probed_ports)
+        return p
+
+    def plan_for(self, service: model.Service) -> planner.Plan:
+        return planner.plan(self.source.inventory, self.plan_settings, services=[service])
+
+    def context(self) -> server.Context:
+        return server.Context(store=self.store, health=self.health, metrics=self.metrics,
+                              inventory=lambda: self.source.inventory, plan_for=self.plan_for,
+                              prober=self.prober)
+
+    async def check_once(self) -> SweepStats:
+        """One sweep as fast as the limits allow (`svcprobe check`)."""
+        try:
+            return await self.scheduler.sweep(self.plan(), window=0)
+        finally:
+            await self.dns.close()
+
+    async def _forget_removed(self) -> None:
+        """Drop results of checks that a new inventory no longer plans, right away."""
+        while True:
+            await self.source.changed.wait()
+            self.source.changed.clear()
+            p = self.plan()
+            self.store.retain(c.key for c in (*p.dns, *p.tcp))
+
+    async def run(self, *, stop: asyncio.Event | None = None,
+                  on_listening: Callable[[str, int], Awaitable[None] | None] | None = None) -> None:
+        """Serve and sweep until `stop` is set or SIGTERM/SIGINT arrives."""
+        s = self.settings
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+                installed.append(sig)
+
+        host, port = settings_mod.parse_listen(s.listen)
+        runner = web.AppRunner(server.make_app(self.context()), handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        bound = runner.addresses[0] if runner.addresses else (host, port)
+        log.info("listening on %s:%s", bound[0], bound[1])
+        if on_listening is not None:
+            maybe = on_listening(str(bound[0]), int(bound[1]))
+            if maybe is not None:
+                await maybe
+
+        tasks = [
+            asyncio.create_task(self.source.run(), name="svcprobe-inventory"),
+            asyncio.create_task(self._forget_removed(), name="svcprobe-forget"),
+            asyncio.create_task(self.scheduler.run_forever(self.plan), name="svcprobe-scheduler"),
+        ]
+        stopper = asyncio.create_task(stop.wait(), name="svcprobe-stop")
+        try:
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t is not stopper and not t.cancelled() and t.exception() is not None:
+                    log.error("%s stopped: %r", t.get_name(), t.exception())
+        finally:
+            try:
+                async with asyncio.timeout(s.shutdown.timeout_seconds):
+                    await self._shutdown(tasks, runner)
+            except TimeoutError:
+                log.error("shutdown took longer than %.0fs; giving up on the rest", s.shutdown.timeout_seconds)
+            stopper.cancel()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    async def _shutdown(self, tasks: list[asyncio.Task[None]], runner: web.AppRunner) -> None:
+        self.health.draining = True
+        log.info("shutting down: not ready; draining for %.1fs", self.settings.shutdown.drain_seconds)
+        await asyncio.sleep(self.settings.shutdown.drain_seconds)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.dns.close()
+        await runner.cleanup()
+        log.info("stopped")

@@ -1,0 +1,175 @@
+"""The HTTP server: metrics, health, the results API and the on-demand debug probe.
+
+`/debug/probe` only ever runs the planned checks of a Service that is in the inventory:
+the query string names a Service, never an address or a DNS name, so the endpoint cannot
+be used to make the agent contact anything else. It runs one request at a time and at
+most once per `debug_interval` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from agent import model
+from agent.checks import CheckResult
+from agent.health import Health
+from agent.metrics import Metrics
+from agent.planner import Plan
+from agent.prober import Prober
+from agent.results import ResultStore
+
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_RESULT_PARAMS = ("failing", "namespace", "service", "check")
+
+
+@dataclasses.dataclass
+class Context:
+    store: ResultStore
+    health: Health
+    metrics: Metrics
+    inventory: Callable[[], model.Inventory]
+    plan_for: Callable[[model.Service], Plan]
+    prober: Prober
+    debug_interval: float = 1.0
+    _debug_lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    _debug_last: float = -1e9
+
+
+CONTEXT = web.AppKey("svcprobe", Context)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _check_params(request: web.Request, allowed: tuple[str, ...]) -> web.Response | None:
+    for name in request.query:
+        if name not in allowed:
+            return _error(400, f"unknown query parameter {name!r}; allowed: {', '.join(allowed)}")
+    for name in allowed:
+        if len(request.query.getall(name, [])) > 1:
+            return _error(400, f"query parameter {name!r} given more than once")
+    return None
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body, content_type = request.app[CONTEXT].metrics.render(request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    health = request.app[CONTEXT].health
+    if health.draining:
+        return web.json_response({"status": "draining"}, status=503)
+    if not health.inventory_synced:
+        return web.json_response({"status": "inventory not synced yet"}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def results_handler(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    bad = _check_params(request, _RESULT_PARAMS)
+    if bad is not None:
+        return bad
+    q = request.query
+    failing: bool | None = None
+    if "failing" in q:
+        if q["failing"] not in ("true", "false"):
+            return _error(400, f"failing must be true or false, not {q['failing']!r}")
+        failing = q["failing"] == "true"
+    if "check" in q and q["check"] not in ("dns", "tcp"):
+        return _error(400, f"check must be dns or tcp, not {q['check']!r}")
+    for name in ("namespace", "service"):
+        if name in q and not _LABEL.match(q[name]):
+            return _error(400, f"{name} {q[name]!r} is not a Kubernetes name")
+
+    results = [
+        r for r in ctx.store.snapshot()
+        if (failing is None or r.passing != failing)
+        and q.get("namespace", r.check.namespace) == r.check.namespace
+        and q.get("service", r.check.service) == r.check.service
+        and q.get("check", r.check.kind) == r.check.kind
+    ]
+    sweep = ctx.store.last_sweep
+    return web.json_response({
+        "sweep": sweep.to_json() if sweep else None,
+        "inventory": {
+            "services": ctx.health.inventory_services,
+            "endpoints": ctx.health.inventory_endpoints,
+            "last_error": ctx.health.last_inventory_error or None,
+        },
+        "summary": summarize(results),
+        "results": [r.to_json() for r in results],
+    })
+
+
+def summarize(results: list[CheckResult]) -> dict[str, Any]:
+    by_result: dict[str, int] = {}
+    for r in results:
+        by_result[f"{r.check.kind}:{r.result}"] = by_result.get(f"{r.check.kind}:{r.result}", 0) + 1
+    return {"checks": len(results), "failing": sum(1 for r in results if not r.passing),
+            "by_result": dict(sorted(by_result.items()))}
+
+
+async def debug_probe(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    bad = _check_params(request, ("service",))
+    if bad is not None:
+        return bad
+    ref = request.query.get("service", "")
+    namespace, sep, name = ref.partition("/")
+    if not sep or not _LABEL.match(namespace) or not _LABEL.match(name):
+        return _error(400, "service must be NAMESPACE/NAME of a Service in the inventory, "
+                           f"not {ref[:300]!r}")
+    service = ctx.inventory().services.get((namespace, name))
+    if service is None:
+        return _error(404, f"Service {namespace}/{name} is not in the inventory")
+    now = time.monotonic()
+    wait = ctx._debug_last + ctx.debug_interval - now
+    if ctx._debug_lock.locked() or wait > 0:
+        retry = max(1, int(wait + 0.999))
+        return web.json_response({"error": "a debug probe ran just now or is running; retry later"},
+                                 status=429, headers={"Retry-After": str(retry)})
+    async with ctx._debug_lock:
+        ctx._debug_last = now
+        plan = ctx.plan_for(service)
+        checks = [*plan.dns, *plan.tcp]
+        results = await asyncio.gather(*(ctx.prober.run(c, trace=True) for c in checks))
+    return web.json_response({
+        "service": f"{namespace}/{name}",
+        "type": service.type.value,
+        "headless": service.headless,
+        "cluster_ips": [str(ip) for ip in service.cluster_ips],
+        "external_name": service.external_name or None,
+        "ready_endpoints": [str(e.address) for e in ctx.inventory().ready_endpoints(service)],
+        "summary": summarize(list(results)),
+        "results": [r.to_json() for r in results],
+    })
+
+
+async def index(request: web.Request) -> web.Response:
+    return web.json_response({"endpoints": ["/metrics", "/healthz", "/readyz", "/api/v1/results",
+                                            "/debug/probe?service=NAMESPACE/NAME"]})
+
+
+def make_app(ctx: Context) -> web.Application:
+    app = web.Application(client_max_size=1024)
+    app[CONTEXT] = ctx
+    app.router.add_get("/", index)
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/api/v1/results", results_handler)
+    app.router.add_get("/debug/probe", debug_probe)
+    return app
