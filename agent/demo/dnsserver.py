@@ -37,7 +37,7 @@ Records = dict[str, dict[str, list[str]]]  # name (absolute, lower) -> type -> r
 class Fault:
     """What to do with queries for one name (or, as `default_fault`, for all)."""
 
-    kind: str  # drop, delay, servfail, refused, truncate, garbage
+    kind: str  # drop, delay, servfail, refused, truncate, garbage, malformed
     seconds: float = 0.0  # for delay
 
 
@@ -91,6 +91,7 @@ class DnsServer:
         self.faults: dict[str, Fault] = {}
         self.default_fault: Fault | None = None
         self.queries: list[tuple[str, str, str]] = []  # (qname, qtype, transport), for tests
+        self.udp_sources: set[tuple[str, int]] = set()  # client addresses seen over UDP
         self.address: tuple[str, int] = ("", 0)
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.base_events.Server | None = None
@@ -173,6 +174,9 @@ class DnsServer:
                 await asyncio.sleep(fault.seconds)
             elif fault.kind == "garbage":
                 return wire[:2] + os.urandom(23)
+            elif fault.kind == "malformed":  # right id and question, then a record cut short
+                resp = dns.message.make_response(query).to_wire()
+                return resp[:6] + struct.pack("!H", 1) + resp[8:] + b"\xc0\x0c\x00\x01"
             elif fault.kind in ("servfail", "refused"):
                 resp = dns.message.make_response(query)
                 resp.set_rcode(dns.rcode.SERVFAIL if fault.kind == "servfail" else dns.rcode.REFUSED)
@@ -246,6 +250,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.server.udp_sources.add(addr)
         task = asyncio.get_running_loop().create_task(self._reply(data, addr))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
