@@ -1,0 +1,238 @@
+"""The command line as users run it: real processes, exit codes, messages, the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agent.demo import sandbox
+from agent.demo.dnsserver import DnsServer
+
+SVCPROBE = [sys.executable, "-m", "agent"]
+# Never let a test fall back to the machine's resolver or its SVCPROBE_* settings.
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SVCPROBE_")}
+
+
+async def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *SVCPROBE, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**CLEAN_ENV, **(env or {})})
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+async def demo_dns() -> AsyncIterator[DnsServer]:
+    async with sandbox.sandbox(sandbox.inventory_path()) as server:
+        yield server
+
+
+def ns_arg(server: DnsServer) -> str:
+    return f"{server.address[0]}:{server.address[1]}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_check_json_reports_every_check_and_exits_1_on_failures(demo_dns: DnsServer) -> None:
+    code, out, err = await run("check", "--inventory", sandbox.inventory_path(), "--nameserver", ns_arg(demo_dns),
+                               "--cluster-domain", "cluster.local", "--output", "json")
+    assert code == 1, err
+    doc = json.loads(out)
+    fields = {"namespace", "service", "check", "form", "qtype", "path", "target", "address", "port", "result",
+              "duration_seconds", "queries", "detail"}
+    assert all(fields <= set(r) for r in doc["results"])
+    failing = {(r["service"], r["check"], r["result"]) for r in doc["results"] if not r["passing"]}
+    assert failing == {("search", "dns", "wrong_answer"), ("reviews", "dns", "nxdomain"),
+                       ("checkout", "tcp", "refused")}
+    tcp_targets = {(r["service"], r["target"], r["address"], r["port"]) for r in doc["results"] if r["check"] == "tcp"}
+    # Endpoints are probed on the slice's port, the ClusterIP on the Service's port.
+    assert ("frontend", "endpoint", "127.0.20.11", 8080) in tcp_targets
+    assert ("kubernetes", "endpoint", "127.0.20.1", 6443) in tcp_targets
+    assert ("kubernetes", "cluster_ip", "127.0.10.1", 8443) in tcp_targets
+    # The not-ready (terminating) endpoint of shop/cart is not probed.
+    assert not any(a == "127.0.20.14" for _, _, a, _ in tcp_targets)
+
+
+async def test_check_exits_0_when_everything_passes(tmp_path: Path, demo_dns: DnsServer) -> None:
+    doc = yaml.safe_load(Path(sandbox.inventory_path()).read_text())
+    healthy = {"frontend", "cart", "db", "payments", "kubernetes"}
+    doc["items"] = [i for i in doc["items"] if i["metadata"]["name"].split("-")[0] in healthy]
+    inv = tmp_path / "healthy.yaml"
+    inv.write_text(yaml.safe_dump(doc))
+    code, out, err = await run("check", "--inventory", str(inv), "--nameserver", ns_arg(demo_dns))
+    assert code == 0, out + err
+    assert "0 failing" in out
+
+
+async def test_check_table_names_what_failed(demo_dns: DnsServer) -> None:
+    code, out, _ = await run("check", "--inventory", sandbox.inventory_path(), "--nameserver", ns_arg(demo_dns))
+    assert code == 1
+    assert "shop/search" in out and "wrong_answer" in out and "unexpected 127.0.10.99" in out
+    assert "shop/legacy" in out and "ok (no ready endpoints)" in out
+
+
+async def test_unreachable_nameserver_is_a_timeout_not_a_crash(tmp_path: Path) -> None:
+    # A loopback UDP port nobody listens on: queries go unanswered.
+    port = free_port()
+    inv = tmp_path / "one.yaml"
+    inv.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a", "namespace": "x"},
+                                   "spec": {"clusterIP": "127.0.10.1", "ports": [{"port": 9, "name": "p"}]}}))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"dns": {"timeout_seconds": 0.2, "attempts": 1, "forms": ["fqdn"], "srv": False},
+                                   "tcp": {"enabled": False}}))
+    code, out, err = await run("check", "--config", str(cfg), "--inventory", str(inv),
+                               "--nameserver", f"127.0.0.1:{port}", "--output", "json")
+    assert code == 1, err
+    results = json.loads(out)["results"]
+    assert results and all(r["result"] == "timeout" for r in results)
+    assert all(f"127.0.0.1:{port}" in r["detail"] for r in results)
+
+
+@pytest.mark.parametrize(("args", "files", "needle"), [
+    pytest.param(["check", "--bogus"], {}, "unrecognized arguments: --bogus", id="unknown-flag"),
+    pytest.param(["frobnicate"], {}, "invalid choice", id="unknown-command"),
+    pytest.param(["check", "--ndots", "x"], {}, "invalid int value", id="bad-int"),
+    pytest.param(["check", "--nameserver", "dns.example:53", "--inventory", "{inv}"], {"inv": "[]"},
+                 "dns.nameservers: 'dns.example' is not an IP address", id="nameserver-not-ip"),
+    pytest.param(["check", "--nameserver", "127.0.0.1:99999", "--inventory", "{inv}"], {"inv": "[]"},
+                 "99999 is not a port number", id="nameserver-bad-port"),
+    pytest.param(["check", "--config", "{cfg}", "--nameserver", "127.0.0.1"], {"cfg": "dns:\n  tiemout_seconds: 1\n"},
+                 "dns.tiemout_seconds: unknown setting", id="config-unknown-key"),
+    pytest.param(["check", "--config", "{cfg}", "--nameserver", "127.0.0.1"], {"cfg": "scheduler:\n  interval_seconds: -3\n"},
+                 "scheduler.interval_seconds: -3.0 is below the minimum", id="config-out-of-range"),
+    pytest.param(["check", "--config", "{cfg}", "--nameserver", "127.0.0.1"], {"cfg": "dns: [1, 2\n"},
+                 "is not valid YAML at line", id="config-broken-yaml"),
+    pytest.param(["check", "--config", "/nonexistent/svcprobe.yaml"], {}, "does not exist", id="config-missing"),
+    pytest.param(["check", "--nameserver", "127.0.0.1", "--inventory", "{inv}"], {"inv": "items: [\n  {a: b\n"},
+                 "not valid YAML/JSON at line", id="inventory-broken-yaml"),
+    pytest.param(["check", "--nameserver", "127.0.0.1", "--inventory", "/nonexistent/inv.yaml"], {},
+                 "inventory file does not exist", id="inventory-missing"),
+    pytest.param(["check", "--nameserver", "127.0.0.1", "--inventory", "{inv}"],
+                 {"inv": "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\n"
+                         "spec: {clusterIP: 10.0.0.1, ports: [{port: 70000}]}\n"},
+                 "Service shop/web: spec.ports[0].port: 70000 is not a port number", id="inventory-bad-port"),
+    pytest.param(["check", "--nameserver", "127.0.0.1", "--inventory", "{inv}"],
+                 {"inv": "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s, namespace: shop}\n"
+                         "addressType: IPv4\nendpoints: [{addresses: ['fe80::1']}]\n"},
+                 "EndpointSlice shop/s: endpoints[0].addresses[0]: 'fe80::1' is not an IPv4 address",
+                 id="inventory-wrong-family"),
+    pytest.param(["run", "--nameserver", "127.0.0.1"], {}, "no inventory", id="run-without-inventory"),
+    pytest.param(["check", "--config", "{cfg}"], {"cfg": "dns:\n  resolv_conf: /nonexistent/resolv.conf\n"},
+                 "dns.resolv_conf: cannot read /nonexistent/resolv.conf", id="no-resolv-conf"),
+])
+async def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path, args: list[str], files: dict[str, str],
+                                                      needle: str) -> None:
+    paths = {}
+    for key, text in files.items():
+        p = tmp_path / f"{key}.yaml"
+        p.write_text(text)
+        paths[key] = str(p)
+    code, out, err = await run(*[a.format(**paths) for a in args])
+    assert code == 2, out + err
+    assert needle in err
+
+
+async def test_unknown_kinds_are_skipped_with_a_warning(tmp_path: Path, demo_dns: DnsServer) -> None:
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: shop}\n---\n"
+                   + Path(sandbox.inventory_path()).read_text())
+    code, out, err = await run("check", "--inventory", str(inv), "--nameserver", ns_arg(demo_dns),
+                               "--output", "json")
+    assert code == 1  # the demo's broken Services
+    assert "skipped v1 ConfigMap shop/cm" in err
+    assert json.loads(out)["results"]
+
+
+async def test_environment_overrides_the_config_file(tmp_path: Path, demo_dns: DnsServer) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"dns": {"forms": ["short", "fqdn"]}, "inventory": {"file": sandbox.inventory_path()}}))
+    code, out, _ = await run("check", "--config", str(cfg), "--output", "json",
+                             env={"SVCPROBE_DNS_NAMESERVERS": ns_arg(demo_dns), "SVCPROBE_DNS_FORMS": "fqdn"})
+    assert code == 1
+    forms = {r["form"] for r in json.loads(out)["results"] if r["check"] == "dns"}
+    assert forms == {"fqdn"}
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+async def test_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path, demo_dns: DnsServer) -> None:
+    port = free_port()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"scheduler": {"interval_seconds": 0.5},
+                                   "shutdown": {"drain_seconds": 1.0, "timeout_seconds": 10}}))
+    proc = await asyncio.create_subprocess_exec(
+        *SVCPROBE, "run", "--config", str(cfg), "--inventory", sandbox.inventory_path(),
+        "--nameserver", ns_arg(demo_dns), "--listen", f"127.0.0.1:{port}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=CLEAN_ENV)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, text = await asyncio.to_thread(_get, base + "/metrics")
+                if status == 200 and re.search(r"^svcprobe_sweeps_total [1-9]", text, re.M):
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "agent did not come up"
+            assert proc.returncode is None
+            await asyncio.sleep(0.2)
+        assert (await asyncio.to_thread(_get, base + "/readyz"))[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        status, body = await asyncio.to_thread(_get, base + "/readyz")
+        assert status == 503 and "draining" in body
+        code = await asyncio.wait_for(proc.wait(), 15)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    _, err = await proc.communicate()
+    assert code == 0, err.decode()
+    log = err.decode()
+    assert log.index("not ready; draining") < log.index("stopped")
+
+
+async def test_run_reports_a_taken_port(tmp_path: Path, demo_dns: DnsServer) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        code, _, err = await run("run", "--inventory", sandbox.inventory_path(), "--nameserver", ns_arg(demo_dns),
+                                 "--listen", f"127.0.0.1:{port}", timeout=30)
+    assert code == 2
+    assert "address already in use" in err.lower()
+
+
+async def test_demo_runs_and_finds_what_is_broken() -> None:
+    port = free_port()
+    code, out, err = await run("demo", "--listen", f"127.0.0.1:{port}", "--interval", "1", "--duration", "4")
+    assert code == 0, err
+    assert f"http://127.0.0.1:{port}/metrics" in out
+    for series in ("shop search dns resolver wrong_answer", "shop reviews dns resolver nxdomain",
+                   "shop checkout tcp endpoint refused"):
+        assert series in err
+    assert "legacy" not in err.split("failing series at the end:")[1]
