@@ -7,6 +7,8 @@
 #   - svcprobe-promql-inspect (tests/chart/promql_inspect): Prometheus's own PromQL parser, used to
 #     check that rules and dashboard use only exported metric names and labels
 #   - kubernetes-validate (offline Kubernetes schemas) in the project venv
+#   - the container image's pinned wheels (requirements-image.txt and the Dockerfile's build
+#     pins) in $cache/wheels/image, so tests/chart/test_dockerfile.py installs them offline
 # Idempotent: each tool is skipped when the pinned version is already present.
 set -euo pipefail
 
@@ -17,6 +19,7 @@ stamps=$cache/stamps
 mkdir -p "$bin" "$stamps"
 
 HELM_VERSION=v3.22.0
+HELM_K8S_MINOR=37 # helm v3.22.0 builds against k8s.io/client-go v0.37
 DASHBOARD_LINTER_VERSION=v0.0.0-20231114210226-c458893a5731
 KUBERNETES_VALIDATE_VERSION=1.37.0
 
@@ -44,12 +47,18 @@ fi
 # --- Go-built tools ---------------------------------------------------------------------------
 have() { [ -x "$bin/$1" ] && [ "$(cat "$stamps/$1" 2>/dev/null)" = "$2" ]; }
 
-if have helm "$HELM_VERSION"; then
+if have helm "$HELM_VERSION+k8s1.$HELM_K8S_MINOR"; then
     log "helm $HELM_VERSION present"
 else
     log "building helm $HELM_VERSION"
-    GOBIN=$bin GOFLAGS=-buildvcs=false go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-    echo "$HELM_VERSION" >"$stamps/helm"
+    # The same -X flags as helm's own release build: its version, and the Kubernetes version
+    # that `helm template`/`helm lint` assume (that of the client-go it is built with).
+    GOBIN=$bin GOFLAGS=-buildvcs=false go install -ldflags "\
+-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
+-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$HELM_K8S_MINOR \
+-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$HELM_K8S_MINOR" \
+        "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+    echo "$HELM_VERSION+k8s1.$HELM_K8S_MINOR" >"$stamps/helm"
 fi
 
 # dashboard-linter has no tagged release; the proxy serves this pseudo-version (the one the
@@ -82,7 +91,8 @@ fi
 # --- Python: kubernetes-validate in the project venv -----------------------------------------
 py=$repo/.venv/bin/python
 if [ -x "$py" ]; then
-    if "$py" -m pip show kubernetes-validate 2>/dev/null | grep -qx "Version: $KUBERNETES_VALIDATE_VERSION"; then
+    installed=$("$py" -c 'import importlib.metadata as m; print(m.version("kubernetes-validate"))' 2>/dev/null || true)
+    if [ "$installed" = "$KUBERNETES_VALIDATE_VERSION" ]; then
         log "kubernetes-validate $KUBERNETES_VALIDATE_VERSION present"
     else
         log "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION"
@@ -90,4 +100,21 @@ if [ -x "$py" ]; then
     fi
 else
     log "no $repo/.venv yet (make venv creates it); kubernetes-validate not installed"
+fi
+
+# --- Wheels for the Dockerfile install test ----------------------------------------------------
+wheels=$cache/wheels/image
+build_reqs=$(sed -n 's/^ARG BUILD_REQUIREMENTS="\(.*\)"$/\1/p' "$repo/Dockerfile")
+image_version=$( { cat "$repo/requirements-image.txt"; echo "$build_reqs"; } | sha256sum | cut -c1-16)
+if [ -x "$py" ]; then
+    if [ "$(cat "$stamps/image-wheels" 2>/dev/null)" = "$image_version" ]; then
+        log "image wheels $image_version present"
+    else
+        log "downloading image wheels $image_version"
+        mkdir -p "$wheels"
+        # shellcheck disable=SC2086 # BUILD_REQUIREMENTS is a space-separated list
+        "$py" -m pip download --quiet --no-deps --only-binary=:all: --dest "$wheels" \
+            -r "$repo/requirements-image.txt" $build_reqs
+        echo "$image_version" >"$stamps/image-wheels"
+    fi
 fi

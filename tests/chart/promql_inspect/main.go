@@ -6,11 +6,14 @@
 // Output (stdout): a JSON array, one object per input expression, in order:
 //
 //	{"error": "...", "selectors": [{"metric": "m", "labels": ["l", ...]}],
-//	 "grouping": ["l", ...], "produced": ["l", ...], "functions": ["f", ...]}
+//	 "grouping": ["l", ...], "produced": ["l", ...], "functions": ["f", ...],
+//	 "rated": ["m", ...]}
 //
 // "grouping" holds labels named in by/without and on/ignoring/group_left/group_right;
 // "produced" holds destination labels created by label_replace/label_join (their source
-// labels count as grouping labels). Exit status 0 even when some expressions do not parse:
+// labels count as grouping labels). "rated" holds the metrics read through rate, irate,
+// increase or resets, which only make sense on counters (and histogram _bucket/_sum/_count).
+// Exit status 0 even when some expressions do not parse:
 // the caller reads "error".
 package main
 
@@ -35,6 +38,7 @@ type report struct {
 	Grouping  []string   `json:"grouping"`
 	Produced  []string   `json:"produced"`
 	Functions []string   `json:"functions"`
+	Rated     []string   `json:"rated"`
 }
 
 type set map[string]struct{}
@@ -62,13 +66,13 @@ func stringArg(e parser.Expr) (string, bool) {
 }
 
 func inspect(text string) report {
-	r := report{Selectors: []selector{}, Grouping: []string{}, Produced: []string{}, Functions: []string{}}
+	r := report{Selectors: []selector{}, Grouping: []string{}, Produced: []string{}, Functions: []string{}, Rated: []string{}}
 	expr, err := parser.ParseExpr(text)
 	if err != nil {
 		r.Error = err.Error()
 		return r
 	}
-	grouping, produced, functions := set{}, set{}, set{}
+	grouping, produced, functions, rated := set{}, set{}, set{}, set{}
 	parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
 		switch n := node.(type) {
 		case *parser.VectorSelector:
@@ -94,6 +98,13 @@ func inspect(text string) report {
 		case *parser.Call:
 			functions.add(n.Func.Name)
 			switch n.Func.Name {
+			case "rate", "irate", "increase", "resets":
+				parser.Inspect(n.Args[0], func(inner parser.Node, _ []parser.Node) error {
+					if vs, ok := inner.(*parser.VectorSelector); ok && vs.Name != "" {
+						rated.add(vs.Name)
+					}
+					return nil
+				})
 			case "label_replace":
 				if dst, ok := stringArg(n.Args[1]); ok {
 					produced.add(dst)
@@ -117,6 +128,7 @@ func inspect(text string) report {
 	r.Grouping = grouping.sorted()
 	r.Produced = produced.sorted()
 	r.Functions = functions.sorted()
+	r.Rated = rated.sorted()
 	return r
 }
 
