@@ -73,8 +73,54 @@ class DnsSettings:
     query_budget_per_second: float = f(20.0, "Most DNS queries per second this agent sends "
                                        "(token bucket over every path and form).", min=0.1)
     query_budget_burst: int = f(40, "Token bucket size: queries that may go out at once.", min=1)
+    grace_seconds: float = f(30.0, "After a Service or its endpoints change, a differing answer "
+                             "counts as converging, not `wrong_answer`, for this long (TTL + caches).",
+                             min=0)
     sockets: int = f(8, "UDP sockets the engine spreads queries over; recycled every sweep so "
                      "queries to a Service IP take several conntrack 5-tuples.", min=1, max=256)
+
+
+@dataclasses.dataclass(frozen=True)
+class KubernetesSettings:
+    kubeconfig: str = f("", "Kubeconfig file for running outside the cluster. Empty: the pod's "
+                        "ServiceAccount when in a cluster, else $KUBECONFIG or ~/.kube/config.")
+    context: str = f("", "Kubeconfig context (empty: the current one).")
+    page_size: int = f(500, "Objects per page of the initial list (limit/continue).", min=1, max=10000)
+    watch_timeout_seconds: float = f(300.0, "Server-side watch timeout; each watch asks for a random "
+                                     "value between this and twice it, so agents do not reconnect "
+                                     "in lockstep.", min=10)
+    read_timeout_seconds: float = f(90.0, "Client-side: a watch that sends nothing (not even a "
+                                    "bookmark) for this long is treated as dead and reopened.", min=5)
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionSettings:
+    namespaces: tuple[str, ...] = f((), "Probe only Services in these namespaces (empty: all). "
+                                    "Canaries are always probed.")
+    exclude_namespaces: tuple[str, ...] = f((), "Never probe Services in these namespaces.")
+    label_selector: str = f("", "Probe only Services whose labels match (`key=value`, `key!=value`, "
+                            "`key`, `!key`, comma-separated, all must hold).")
+    canaries: tuple[str, ...] = f((), "Extra `NAMESPACE/NAME` Services every agent probes, besides "
+                                  "`default/kubernetes`, the cluster DNS Service and its own Service.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardingSettings:
+    replicas: int = f(3, "How many agents probe each (non-canary) Service, chosen by rendezvous "
+                      "hashing over the agents found in `peers_service`. 0: every agent probes "
+                      "everything.", min=0)
+    peers_service: str = f("", "`NAMESPACE/NAME` of the agents' own headless Service, whose "
+                           "EndpointSlices list the agents. Empty: `<pod_namespace>/svcprobe`.")
+
+
+@dataclasses.dataclass(frozen=True)
+class PathSettings:
+    dns_service: str = f("kube-system/kube-dns", "`NAMESPACE/NAME` of the cluster DNS Service: its "
+                         "ClusterIP is the `cluster_ip` path and each ready endpoint an `endpoint` path.")
+    cluster_ip: bool = f(True, "Also resolve each Service's FQDN through the cluster DNS Service IP.")
+    endpoints: bool = f(True, "Also resolve each Service's FQDN at every cluster DNS replica directly.")
+    nodelocal_address: str = f("", "NodeLocal DNSCache address (e.g. 169.254.20.10) for the "
+                               "`nodelocal` path; empty: none.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +164,12 @@ class Settings:
     node_name: str = f("", "This agent's node (the chart sets it from the downward API).")
     pod_name: str = f("", "This agent's pod name.")
     pod_namespace: str = f("", "This agent's namespace.")
+    pod_ip: str = f("", "This agent's pod IP (identifies it among its peers).")
     inventory: InventorySettings = dataclasses.field(default_factory=InventorySettings)
+    kubernetes: KubernetesSettings = dataclasses.field(default_factory=KubernetesSettings)
+    selection: SelectionSettings = dataclasses.field(default_factory=SelectionSettings)
+    sharding: ShardingSettings = dataclasses.field(default_factory=ShardingSettings)
+    paths: PathSettings = dataclasses.field(default_factory=PathSettings)
     dns: DnsSettings = dataclasses.field(default_factory=DnsSettings)
     tcp: TcpSettings = dataclasses.field(default_factory=TcpSettings)
     scheduler: SchedulerSettings = dataclasses.field(default_factory=SchedulerSettings)
