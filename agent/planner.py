@@ -94,14 +94,20 @@ def expected_srv(service: model.Service, inventory: model.Inventory, port: model
     if not service.headless:
         return DnsExpectation(Expect.ANSWER, srv=(SrvRecord(port.port, suffix),))
     records: list[SrvRecord] = []
+    # One RR per distinct (target, port), as servers dedupe them. A hostname-less endpoint's
+    # target is a name of its own (CoreDNS: the dashed IP), so it counts once per address.
+    seen: set[tuple[object, int]] = set()
     for ep in inventory.ready_endpoints(service):
         for ep_port in ep.ports:
             if ep_port.name == port.name and ep_port.protocol == port.protocol and ep_port.port:
                 target = f"{ep.hostname}.{suffix}" if ep.hostname else ""
-                records.append(SrvRecord(ep_port.port, target))
+                ident = (target or ep.address, ep_port.port)
+                if ident not in seen:
+                    seen.add(ident)
+                    records.append(SrvRecord(ep_port.port, target))
     if not records:
         return DnsExpectation(Expect.NXDOMAIN)
-    return DnsExpectation(Expect.ANSWER, srv=tuple(sorted(set(records), key=lambda r: (r.port, r.target))),
+    return DnsExpectation(Expect.ANSWER, srv=tuple(sorted(records, key=lambda r: (r.port, r.target))),
                           srv_suffix=suffix)
 
 
