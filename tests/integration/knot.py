@@ -32,6 +32,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -177,19 +178,32 @@ def _random_loopback() -> str:
     return f"127.53.{random.randint(0, 255)}.{random.randint(1, 254)}"
 
 
+def _family(address: str) -> int:
+    return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+
+
+def _is_free(address: str, port: int) -> bool:
+    """Whether ``port`` on ``address`` is free for both UDP and TCP right now. The probe
+    sockets do not use SO_REUSEPORT, so the bind fails if another knotd (which binds with
+    SO_REUSEPORT and would share the port's queries) is there."""
+    try:
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            with socket.socket(_family(address), kind) as sock:
+                if kind == socket.SOCK_STREAM:  # ignore TIME_WAIT leftovers, as knotd does
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((address, port))
+    except OSError:
+        return False
+    return True
+
+
 def _free_port(address: str) -> int:
-    """A port free for both UDP and TCP on ``address`` right now. The probe sockets do not use
-    SO_REUSEPORT, so the bind fails if any other server (knotd binds with SO_REUSEPORT) is there."""
-    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    """A port free for both UDP and TCP on ``address`` right now."""
     for _ in range(50):
-        with socket.socket(family, socket.SOCK_DGRAM) as udp:
+        with socket.socket(_family(address), socket.SOCK_DGRAM) as udp:
             udp.bind((address, 0))
             port = udp.getsockname()[1]
-            try:
-                with socket.socket(family, socket.SOCK_STREAM) as tcp:
-                    tcp.bind((address, port))
-            except OSError:
-                continue
+        if _is_free(address, port):
             return port
     raise KnotError(f"no port free for both UDP and TCP on {address}")
 
@@ -203,6 +217,18 @@ def _check_loopback(address: str) -> str:
 
 # --------------------------------------------------------------------------------------------
 # The server
+
+
+def _terminate(proc: subprocess.Popen[bytes], timeout: float, directory: str | None = None) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _zone_file_name(zone: str) -> str:
@@ -242,9 +268,9 @@ class KnotServer:
         self._zones: dict[str, str] = {}
         self._serials: dict[str, int] = {}
         self._set_zones(zones)
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._dir: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file = None
+        self._finalizer: weakref.finalize | None = None
 
     # -- public state ------------------------------------------------------------------------
 
@@ -270,13 +296,13 @@ class KnotServer:
 
     @property
     def workdir(self) -> Path:
-        if self._tmp is None:
+        if self._dir is None:
             raise KnotError("KnotServer is not started")
-        return Path(self._tmp.name)
+        return Path(self._dir)
 
     def log_text(self) -> str:
         """Everything knotd has logged so far."""
-        if self._tmp is None:
+        if self._dir is None:
             return ""
         try:
             return (self.workdir / "knotd.log").read_text(errors="replace")
@@ -288,30 +314,36 @@ class KnotServer:
     def start(self) -> KnotServer:
         if self._proc is not None:
             raise KnotError("KnotServer already started")
-        self._tmp = tempfile.TemporaryDirectory(prefix="svcprobe-knot-")
-        work = self.workdir
-        for sub in ("run", "storage", "zones"):
-            (work / sub).mkdir()
-        if self.address is None:
-            self.address = _random_loopback()
-        if self.port is None:
-            self.port = _free_port(self.address)
-        self._write_zone_files()
-        self._write_config()
-        cmd = [self._knotd, "-c", str(work / "knot.conf")]
+        cmd = [self._knotd]
         if self.cpu is not None:
             taskset = shutil.which("taskset")
             if taskset is None:
                 raise KnotError("cpu= needs taskset (util-linux)")
             cmd = [taskset, "-c", str(self.cpu), *cmd]
-        self._log_file = open(work / "knotd.log", "wb")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a Ctrl-C in the terminal goes to pytest, which stops us
-        )
+        if self.address is None:
+            self.address = _random_loopback()
+        if self.port is None:
+            self.port = _free_port(self.address)
+        elif not _is_free(self.address, self.port):
+            raise KnotError(f"{self.address} port {self.port} is in use (UDP or TCP)")
+        self._dir = tempfile.mkdtemp(prefix="svcprobe-knot-")
+        work = self.workdir
+        try:
+            for sub in ("run", "storage", "zones"):
+                (work / sub).mkdir()
+            self._write_zone_files()
+            self._write_config()
+            cmd += ["-c", str(work / "knot.conf")]
+            # Same process group as the caller: whatever kills the test run's group kills knotd.
+            with open(work / "knotd.log", "wb") as log:
+                self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            self._dir = None
+            raise
+        # Also stopped (and its files removed) when this object is collected or the interpreter
+        # exits without stop().
+        self._finalizer = weakref.finalize(self, _terminate, self._proc, 10.0, self._dir)
         try:
             self._wait_served(self._serials, gone=(), timeout=self.timeout)
         except BaseException:
@@ -322,19 +354,13 @@ class KnotServer:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop knotd (SIGTERM, then SIGKILL) and remove its directory. Safe to call twice."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        if proc is not None:
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            _terminate(proc, timeout)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
     def __enter__(self) -> KnotServer:
         return self.start() if self._proc is None else self

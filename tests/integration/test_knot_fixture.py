@@ -3,6 +3,7 @@ NXDOMAIN, SRV, CNAME, truncation over UDP with the full answer over TCP, and rel
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import os
 import socket
@@ -243,6 +244,37 @@ def test_stop_releases_the_port_and_removes_its_files() -> None:
         with socket.socket(socket.AF_INET, kind) as s:
             s.bind((address, port))
     server.stop()  # idempotent
+
+
+def test_restart_keeps_address_and_port() -> None:
+    server = KnotServer({ZONE: zone_text(ZONE, [("web.default.svc", "A", "198.18.0.10")])})
+    with server:
+        first = server.nameserver
+        assert answer_set(tcp(server, WEB, "A"), "A") == {"198.18.0.10"}
+    with server:
+        assert server.nameserver == first
+        assert answer_set(udp(server, WEB, "A"), "A") == {"198.18.0.10"}
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        server = KnotServer(KNOT_ZONES, address="127.0.0.1", port=port)
+        with pytest.raises(KnotError, match=f"port {port} is in use"):
+            server.start()
+        assert not server.running
+
+
+def test_forgotten_server_is_stopped_when_collected() -> None:
+    server = KnotServer({ZONE: zone_text(ZONE, [("web.default.svc", "A", "198.18.0.10")])}).start()
+    pid, workdir = server.pid, server.workdir
+    os.kill(pid, 0)  # running
+    del server
+    gc.collect()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not workdir.exists()
 
 
 def test_ipv6_loopback(knot_factory) -> None:
