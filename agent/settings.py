@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -254,6 +255,8 @@ def _coerce(leaf: Leaf, value: Any, *, from_text: bool) -> Any:
                 raise ConfigError(f"{key}: must be a whole number, not {value!r}")
             value = int(value)
         value = tp(value)
+        if not math.isfinite(value):  # NaN compares false with every bound
+            raise ConfigError(f"{key}: {value} is not a finite number")
         lo, hi = leaf.meta.get("min"), leaf.meta.get("max")
         if lo is not None and value < lo:
             raise ConfigError(f"{key}: {value} is below the minimum {lo}")
