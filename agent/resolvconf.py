@@ -20,7 +20,14 @@ class ResolvConf:
     @property
     def cluster_domain(self) -> str | None:
         """`<zone>` from a `svc.<zone>` search entry, as the kubelet writes them."""
-        for entry in self.search:
+        s = self.search
+        # The kubelet's run `<ns>.svc.<zone> svc.<zone> <zone>` first: in a namespace named
+        # "svc" the first entry (`svc.svc.<zone>`) also starts with "svc.".
+        for i in range(1, len(s) - 1):
+            zone = s[i + 1]
+            if s[i] == "svc." + zone and s[i - 1].endswith(".svc." + zone):
+                return zone
+        for entry in s:
             if entry.startswith("svc."):
                 return entry[len("svc.") :]
         return None
