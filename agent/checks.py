@@ -11,6 +11,9 @@ import enum
 from typing import Any
 
 # Result label values (DESIGN §3). "ok" means: the answer matched what the API says.
+# Outcomes that may only mean "not converged yet" right after a Service changed:
+DNS_CONVERGING = frozenset({"wrong_answer", "nxdomain", "nodata"})
+TCP_CONVERGING = frozenset({"refused", "timeout"})
 DNS_RESULTS = ("ok", "nxdomain", "nodata", "servfail", "refused", "timeout", "wrong_answer", "error")
 TCP_RESULTS = ("ok", "refused", "timeout", "unreachable", "error", "no_endpoints")
 TCP_PASSING = frozenset({"ok", "no_endpoints"})
@@ -55,6 +58,7 @@ class DnsCheck:
     ndots: int
     servers: tuple[tuple[str, int], ...]
     expect: DnsExpectation
+    settle_by: float = 0.0  # Unix time until which a differing answer counts as converging
 
     kind = "dns"
 
@@ -74,6 +78,7 @@ class TcpCheck:
     family: str  # ipv4, ipv6
     port_name: str
     no_endpoints: bool = False  # the Service has no ready endpoint: nothing to connect to
+    settle_by: float = 0.0  # ClusterIP only: kube-proxy may still be programming a change
 
     kind = "tcp"
 
@@ -100,9 +105,12 @@ class CheckResult:
     detail: str = ""
     answer: tuple[str, ...] = ()  # records received, for the JSON API and debug view
     trace: tuple[dict[str, Any], ...] | None = None  # every query, when asked for
+    converging: bool = False  # differs, but the Service changed within the grace window
 
     @property
     def passing(self) -> bool:
+        if self.converging:
+            return True
         if self.check.kind == "dns":
             return self.result == "ok"
         return self.result in TCP_PASSING
@@ -122,6 +130,7 @@ class CheckResult:
             "port": c.port if isinstance(c, TcpCheck) else None,
             "result": self.result,
             "passing": self.passing,
+            "converging": self.converging,
             "duration_seconds": round(self.duration_seconds, 6),
             "queries": self.queries if isinstance(c, DnsCheck) else None,
             "expected": c.expect.describe() if isinstance(c, DnsCheck) else None,

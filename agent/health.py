@@ -20,3 +20,8 @@ class Health:
     targets: dict[str, int] = dataclasses.field(default_factory=lambda: {"dns": 0, "tcp": 0, "not_probed": 0})
     last_inventory_error: str = ""
     draining: bool = False
+    shard_peers: int = 0  # agents found (this one included)
+    shard_selected: int = 0  # Services selected cluster-wide, canaries excluded
+    shard_owned: int = 0  # of those, probed by this agent
+    shard_canaries: int = 0
+    expected_cluster_qps: float = 0.0  # DNS queries/s all agents together send, by the formula

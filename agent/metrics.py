@@ -91,6 +91,16 @@ class _StateCollector(Collector):
         for resource, n in sorted(health.relists.items()):
             relists.add_metric([resource], n)
         yield relists
+        yield GaugeMetricFamily("svcprobe_shard_peers", "Agents sharing the work, this one included",
+                                value=health.shard_peers)
+        share = GaugeMetricFamily("svcprobe_shard_services", "Services by role for this agent", labels=["kind"])
+        share.add_metric(["selected"], health.shard_selected)
+        share.add_metric(["owned"], health.shard_owned)
+        share.add_metric(["canary"], health.shard_canaries)
+        yield share
+        yield GaugeMetricFamily("svcprobe_expected_cluster_dns_queries_per_second",
+                                "DNS queries per second all agents together send when DNS answers as expected",
+                                value=health.expected_cluster_qps)
         waits = o.budget.waits if o.budget is not None else 0
         yield CounterMetricFamily("svcprobe_budget_exhausted",
                                   "Lookups that waited because the DNS query budget was empty", value=waits)

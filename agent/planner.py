@@ -9,9 +9,9 @@ are none at all); SRV for named ports; ExternalName = CNAME.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from agent import model
+from agent import model, selection
 from agent.checks import DnsCheck, DnsExpectation, Expect, SrvRecord, TcpCheck
 
 FAMILY_QTYPE = {4: "A", 6: "AAAA"}
@@ -31,6 +31,14 @@ class PlanSettings:
     tcp: bool = True
     max_endpoints_per_service: int = 0
     path: str = "resolver"
+
+
+@dataclasses.dataclass(frozen=True)
+class DnsPath:
+    """A way to reach cluster DNS besides the pod's resolver, asked with absolute names only."""
+
+    name: str  # cluster_ip, endpoint, nodelocal
+    servers: tuple[tuple[str, int], ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +72,15 @@ def search_candidates(name: str, search: Sequence[str], ndots: int) -> list[str]
     if name.count(".") >= ndots:
         return [f"{name}.", *searched]
     return [*searched, f"{name}."]
+
+
+def expected_queries(check: DnsCheck, cluster_domain: str) -> int:
+    """Queries a lookup costs when DNS answers as expected (the search-walk amplification)."""
+    candidates = search_candidates(check.name, check.search, check.ndots)
+    if check.expect.kind is Expect.NXDOMAIN:
+        return len(candidates)
+    target = check.name if check.name.endswith(".") else f"{check.service}.{check.namespace}.svc.{cluster_domain}."
+    return candidates.index(target) + 1 if target in candidates else len(candidates)
 
 
 def form_names(service: model.Service, cluster_domain: str) -> dict[str, str]:
@@ -111,13 +128,24 @@ def expected_srv(service: model.Service, inventory: model.Inventory, port: model
                           srv_suffix=suffix)
 
 
-def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSettings) -> Iterable[DnsCheck]:
+def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSettings,
+                paths: Sequence[DnsPath] = (), settle_by: float = 0.0) -> Iterable[DnsCheck]:
     names = form_names(service, ps.cluster_domain)
     search = pod_search_list(service.namespace, ps.cluster_domain, ps.host_search)
 
     def check(form: str, qtype: str, name: str, expect: DnsExpectation) -> DnsCheck:
         return DnsCheck(service.namespace, service.name, form, qtype, ps.path, name, search,
-                        ps.ndots, ps.servers, expect)
+                        ps.ndots, ps.servers, expect, settle_by)
+
+    # Other paths: the same absolute question, so a difference between paths points at the path.
+    for path in paths:
+        if service.type is model.ServiceType.EXTERNAL_NAME:
+            expectations = [("CNAME", DnsExpectation(Expect.ANSWER, frozenset({service.external_name + "."})))]
+        else:
+            expectations = [(q, expected_addresses(service, inventory, q)) for q in ps.qtypes]
+        for qtype, expect in expectations:
+            yield DnsCheck(service.namespace, service.name, "fqdn", qtype, path.name, names["fqdn"], search,
+                           ps.ndots, path.servers, expect, settle_by)
 
     if service.type is model.ServiceType.EXTERNAL_NAME:
         target = DnsExpectation(Expect.ANSWER, frozenset({service.external_name + "."}))
@@ -135,7 +163,8 @@ def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
                 yield check("fqdn", "SRV", srv_name, expected_srv(service, inventory, port, fqdn))
 
 
-def _tcp_checks(service: model.Service, inventory: model.Inventory, ps: PlanSettings) -> tuple[list[TcpCheck], int]:
+def _tcp_checks(service: model.Service, inventory: model.Inventory, ps: PlanSettings,
+                settle_by: float = 0.0) -> tuple[list[TcpCheck], int]:
     if service.type is model.ServiceType.EXTERNAL_NAME:
         return [], 0
     out: list[TcpCheck] = []
@@ -145,7 +174,8 @@ def _tcp_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
         for port in service.ports:
             if port.protocol == "TCP":
                 out.append(TcpCheck(service.namespace, service.name, "cluster_ip", str(ip), port.port,
-                                    model.family_of(ip), port.name, no_endpoints=not ready))
+                                    model.family_of(ip), port.name, no_endpoints=not ready,
+                                    settle_by=settle_by))
     seen: set[tuple[str, int]] = set()
     probed_addresses: set[str] = set()
     for ep in ready:
@@ -163,16 +193,33 @@ def _tcp_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
     return out, skipped
 
 
-def plan(inventory: model.Inventory, ps: PlanSettings, services: Iterable[model.Service] | None = None) -> Plan:
-    """Every check for `services` (default: the whole inventory), in a stable order."""
+def plan(
+    inventory: model.Inventory,
+    ps: PlanSettings,
+    services: Iterable[model.Service] | None = None,
+    *,
+    paths: Sequence[DnsPath] = (),
+    path_services: Collection[tuple[str, str]] = (),
+    settle_by: Mapping[tuple[str, str], float] | None = None,
+) -> Plan:
+    """Every check for `services` (default: the whole inventory), in a stable order.
+
+    `paths` are asked about the Services in `path_services` (absolute names only);
+    `settle_by` gives, per Service, the time until which differences count as converging.
+    Per-Service annotations can drop the DNS or the TCP checks.
+    """
     dns: list[DnsCheck] = []
     tcp: list[TcpCheck] = []
     not_probed = 0
+    settle = settle_by or {}
     chosen = inventory.services.values() if services is None else services
     for service in sorted(chosen, key=lambda s: s.key):
-        dns.extend(_dns_checks(service, inventory, ps))
-        if ps.tcp:
-            checks, skipped = _tcp_checks(service, inventory, ps)
+        until = settle.get(service.key, 0.0)
+        if not selection.skip_dns(service):
+            extra = paths if service.key in path_services else ()
+            dns.extend(_dns_checks(service, inventory, ps, extra, until))
+        if ps.tcp and not selection.skip_tcp(service):
+            checks, skipped = _tcp_checks(service, inventory, ps, until)
             tcp.extend(checks)
             not_probed += skipped
     return Plan(tuple(dns), tuple(tcp), not_probed)

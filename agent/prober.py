@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from agent import evaluate, planner
-from agent.checks import CheckResult, DnsCheck, TcpCheck
+from agent.checks import DNS_CONVERGING, TCP_CONVERGING, CheckResult, DnsCheck, TcpCheck
 from agent.probes import tcp
 from agent.probes.dns import DnsEngine
 
@@ -28,6 +28,10 @@ class Prober:
             detail = f"{detail}; {lookup.detail}" if detail else lookup.detail
         if result != "ok" and lookup.qname:
             detail = f"{detail} (last name tried: {lookup.qname})" if detail else f"last name tried: {lookup.qname}"
+        now = time.time()
+        converging = result in DNS_CONVERGING and now < check.settle_by
+        if converging:
+            detail = f"converging (the Service changed recently; grace for {check.settle_by - now:.0f}s more): {detail}"
         return CheckResult(
             check=check,
             result=result,
@@ -38,6 +42,7 @@ class Prober:
             detail=detail,
             answer=lookup.records,
             trace=tuple(lookup.trace) if lookup.trace is not None else None,
+            converging=converging,
         )
 
     async def _tcp(self, check: TcpCheck) -> CheckResult:
@@ -45,4 +50,9 @@ class Prober:
             return CheckResult(check, "no_endpoints", 0.0, time.time(),
                                detail="the Service has no ready endpoint; not probed (expected)")
         outcome = await tcp.connect(check.address, check.port, timeout=self.tcp_timeout)
-        return CheckResult(check, outcome.result, outcome.duration, time.time(), detail=outcome.detail)
+        now = time.time()
+        converging = outcome.result in TCP_CONVERGING and now < check.settle_by
+        detail = outcome.detail
+        if converging:
+            detail = f"converging (endpoints changed recently; grace for {check.settle_by - now:.0f}s more): {detail}"
+        return CheckResult(check, outcome.result, outcome.duration, now, detail=detail, converging=converging)

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from agent import model, planner, server, settings as settings_mod
+from agent import model, planner, selection, server, settings as settings_mod, targets
+from agent.changes import ChangeTracker
 from agent.health import Health
 from agent.inventory.source import Source
 from agent.metrics import Metrics
@@ -42,6 +43,36 @@ def plan_settings(s: settings_mod.Settings) -> planner.PlanSettings:
     )
 
 
+def target_settings(s: settings_mod.Settings) -> targets.TargetSettings:
+    """Selection, sharding and path settings, validated; raises ConfigError naming the key."""
+    def ref(text: str, key: str) -> tuple[str, str]:
+        try:
+            return selection.parse_ref(text, key)
+        except selection.SelectorError as exc:
+            raise settings_mod.ConfigError(str(exc)) from None
+
+    try:
+        selector = selection.parse_selector(s.selection.label_selector)
+    except selection.SelectorError as exc:
+        raise settings_mod.ConfigError(f"selection.label_selector: {exc}") from None
+    peers = s.sharding.peers_service or (f"{s.pod_namespace}/svcprobe" if s.pod_namespace else "")
+    nodelocal = None
+    if s.paths.nodelocal_address:
+        nodelocal = settings_mod.parse_nameserver(s.paths.nodelocal_address, "paths.nodelocal_address")
+    return targets.TargetSettings(
+        selection=selection.Selection(frozenset(s.selection.namespaces), frozenset(s.selection.exclude_namespaces),
+                                      selector),
+        canaries=tuple(ref(c, "selection.canaries") for c in s.selection.canaries),
+        dns_service=ref(s.paths.dns_service, "paths.dns_service") if s.paths.dns_service else None,
+        peers_service=ref(peers, "sharding.peers_service") if peers else None,
+        me=s.pod_ip,
+        replicas=s.sharding.replicas,
+        cluster_ip_path=s.paths.cluster_ip,
+        endpoint_path=s.paths.endpoints,
+        nodelocal=nodelocal,
+    )
+
+
 class Agent:
     def __init__(self, s: settings_mod.Settings, source: Source, health: Health) -> None:
         self.settings = s
@@ -57,14 +88,49 @@ class Agent:
                                    interval=s.scheduler.interval_seconds, spread=s.scheduler.spread,
                                    jitter=s.scheduler.jitter, concurrency=s.scheduler.concurrency)
         self.plan_settings = plan_settings(s)
+        self.target_settings = target_settings(s)
+        self.changes = ChangeTracker(s.dns.grace_seconds)
+        self.changes.observe(source.inventory)
+        self._seen: model.Inventory = source.inventory
+        self._targets: targets.Targets | None = None
+
+    def targets(self) -> targets.Targets:
+        inventory = self.source.inventory
+        if inventory is not self._seen:
+            self.changes.observe(inventory)
+            self._seen, self._targets = inventory, None
+        if self._targets is None:  # sharding is recomputed only when the inventory changed
+            self._targets = targets.choose(inventory, self.target_settings)
+        return self._targets
 
     def plan(self) -> planner.Plan:
-        p = planner.plan(self.source.inventory, self.plan_settings)
+        t = self.targets()
+        p = planner.plan(self.source.inventory, self.plan_settings, services=t.services, paths=t.paths,
+                         path_services=t.canaries, settle_by=self.changes.settle_by())
         self.health.targets.update(dns=len(p.dns), tcp=len(p.tcp), not_probed=p.not_probed_ports)
+        self._account_share(t, p)
         return p
 
+    def _account_share(self, t: targets.Targets, p: planner.Plan) -> None:
+        h = self.health
+        h.shard_peers, h.shard_selected, h.shard_owned, h.shard_canaries = (
+            len(t.peers), t.selected, t.owned, len(t.canaries))
+        zone = self.settings.dns.cluster_domain
+        per_service: dict[tuple[str, str], int] = {}
+        for c in p.dns:
+            per_service[(c.namespace, c.service)] = per_service.get((c.namespace, c.service), 0) + \
+                planner.expected_queries(c, zone)
+        canary_q = sum(q for k, q in per_service.items() if k in t.canaries)
+        owned_q = [q for k, q in per_service.items() if k not in t.canaries]
+        avg = sum(owned_q) / len(owned_q) if owned_q else 0.0
+        copies = min(self.target_settings.replicas, len(t.peers)) if self.target_settings.replicas else len(t.peers)
+        per_sweep = avg * t.selected * max(copies, 1) + canary_q * max(len(t.peers), 1)
+        h.expected_cluster_qps = per_sweep / self.settings.scheduler.interval_seconds
+
     def plan_for(self, service: model.Service) -> planner.Plan:
-        return planner.plan(self.source.inventory, self.plan_settings, services=[service])
+        t = self.targets()
+        return planner.plan(self.source.inventory, self.plan_settings, services=[service], paths=t.paths,
+                            path_services={service.key})
 
     def context(self) -> server.Context:
         return server.Context(store=self.store, health=self.health, metrics=self.metrics,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import importlib.resources
+import random
 import shutil
 import sys
 import tempfile
@@ -31,17 +33,31 @@ def inventory_path() -> str:
     return str(importlib.resources.files("agent.demo") / "inventory.yaml")
 
 
+def relocate(address: str, block: int) -> str:
+    """The demo's addresses live in 127.0.x.y; block N moves them to 127.N.x.y."""
+    return address.replace("127.0.", f"127.{block}.", 1) if block else address
+
+
+def write_inventory(path: str, block: int = 0) -> None:
+    """A copy of the demo inventory with its addresses moved to `block`."""
+    text = (importlib.resources.files("agent.demo") / "inventory.yaml").read_text()
+    if block:
+        text = text.replace(" 127.0.", f" 127.{block}.")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
 async def _accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     writer.close()
 
 
 @contextlib.asynccontextmanager
-async def sandbox(inventory_file: str) -> AsyncIterator[DnsServer]:
-    """Serve `inventory_file` on loopback; yields the DNS server (its address is where to ask)."""
+async def sandbox(inventory_file: str, block: int = 0) -> AsyncIterator[DnsServer]:
+    """Serve `inventory_file` (written with `block`) on loopback; yields the DNS server."""
     inventory = static.load_file(inventory_file).inventory
     records = records_from_inventory(inventory, ZONE)
     for name, addr in WRONG.items():
-        records[name]["A"] = [addr]
+        records[name]["A"] = [relocate(addr, block)]
     for gone in MISSING:  # the name and everything under it (its SRV records)
         for name in [n for n in records if n == gone or n.endswith("." + gone)]:
             del records[name]
@@ -56,7 +72,8 @@ async def sandbox(inventory_file: str) -> AsyncIterator[DnsServer]:
                     targets.update((str(ip), p.port) for p in svc.ports if p.protocol == "TCP")
             for ep in inventory.ready_endpoints(svc):
                 targets.update((str(ep.address), p.port) for p in ep.ports if p.protocol == "TCP" and p.port)
-        for addr, port in sorted(targets - DEAD):
+        dead = {(relocate(a, block), p) for a, p in DEAD}
+        for addr, port in sorted(targets - dead):
             listeners.append(await asyncio.start_server(_accept, addr, port, reuse_address=True))
         yield server
     finally:
@@ -84,14 +101,35 @@ def settings_for(dns_address: tuple[str, int], *, inventory_file: str, listen: s
     })
 
 
+@contextlib.asynccontextmanager
+async def open_sandbox(inventory_file: str, *, prefer_default: bool = True) -> AsyncIterator[tuple[DnsServer, int]]:
+    """A sandbox on the demo's usual addresses, or on another 127.N block if they are taken."""
+    blocks = ([0] if prefer_default else []) + random.sample(range(1, 255), 8)
+    for i, block in enumerate(blocks):
+        write_inventory(inventory_file, block)
+        try:
+            cm = sandbox(inventory_file, block)
+            server = await cm.__aenter__()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or i == len(blocks) - 1:
+                raise
+            continue
+        try:
+            yield server, block
+        finally:
+            await cm.__aexit__(None, None, None)
+        return
+
+
 async def main(*, listen: str, interval: float, duration: float) -> int:
     from agent.runner import Agent
 
     workdir = tempfile.mkdtemp(prefix="svcprobe-demo-")
     inventory_file = f"{workdir}/inventory.yaml"
-    shutil.copyfile(inventory_path(), inventory_file)
     try:
-        async with sandbox(inventory_file) as server:
+        async with open_sandbox(inventory_file) as (server, block):
+            if block:
+                print(f"(the demo's usual addresses are in use; serving it on 127.{block}.0.0/16 instead)")
             s = settings_for(server.address, inventory_file=inventory_file, listen=listen, interval=interval)
             health = Health()
             source = StaticSource(inventory_file, health, reload_seconds=s.inventory.reload_seconds)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,10 @@ class Running:
     inventory_file: Path
     stop: asyncio.Event
     http: aiohttp.ClientSession
+    block: int
+
+    def addr(self, address: str) -> str:
+        return sandbox.relocate(address, self.block)
 
     async def get(self, path: str) -> tuple[int, Any, dict[str, str]]:
         async with self.http.get(self.base + path) as resp:
@@ -68,8 +71,7 @@ class Running:
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
     inventory_file = tmp_path / "inventory.yaml"
-    shutil.copyfile(sandbox.inventory_path(), inventory_file)
-    async with sandbox.sandbox(str(inventory_file)) as dns_server:
+    async with sandbox.open_sandbox(str(inventory_file), prefer_default=False) as (dns_server, block):
         s = sandbox.settings_for(dns_server.address, inventory_file=str(inventory_file),
                                  listen="127.0.0.1:0", interval=0.5)
         s = dataclasses.replace(s, inventory=dataclasses.replace(s.inventory, reload_seconds=0.5),
@@ -83,7 +85,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
         task = asyncio.create_task(agent.run(stop=stop, on_listening=lambda h, p: listening.set_result(f"http://{h}:{p}")))
         base = await asyncio.wait_for(listening, 10)
         async with aiohttp.ClientSession() as http:
-            r = Running(agent, base, dns_server, inventory_file, stop, http)
+            r = Running(agent, base, dns_server, inventory_file, stop, http, block)
             await r.wait_for(lambda: agent.store.sweeps >= 1, "the first sweep")
             yield r
         stop.set()
@@ -208,9 +210,9 @@ async def test_debug_probe_runs_one_service_now(running: Running) -> None:
     assert {r["form"] for r in dns_results} == {"short", "namespace", "svc", "fqdn"}
     a_fqdn = next(r for r in dns_results if r["form"] == "fqdn" and r["qtype"] == "A")
     assert a_fqdn["result"] == "wrong_answer"
-    assert a_fqdn["expected"] == "127.0.10.21" and a_fqdn["answer"] == ["127.0.10.99"]
+    assert a_fqdn["expected"] == running.addr("127.0.10.21") and a_fqdn["answer"] == [running.addr("127.0.10.99")]
     assert a_fqdn["trace"][0]["qname"] == "search.shop.svc.cluster.local."
-    assert "127.0.10.99" in a_fqdn["trace"][0]["reply"]
+    assert running.addr("127.0.10.99") in a_fqdn["trace"][0]["reply"]
     # Every query the probe sent was about this Service (its names and search candidates).
     asked = running.dns.queries[before:]
     assert asked and all(q[0].startswith(("search.", "_http._tcp.search.")) for q in asked)

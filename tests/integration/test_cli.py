@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -34,14 +35,27 @@ async def run(*args: str, env: dict[str, str] | None = None, timeout: float = 12
     return proc.returncode, out.decode(), err.decode()
 
 
+@dataclasses.dataclass
+class Demo:
+    """The demo sandbox on a loopback block of its own (tests may run beside a demo)."""
+
+    server: DnsServer
+    inventory: str
+    block: int
+
+    def addr(self, address: str) -> str:
+        return sandbox.relocate(address, self.block)
+
+
 @pytest.fixture
-async def demo_dns() -> AsyncIterator[DnsServer]:
-    async with sandbox.sandbox(sandbox.inventory_path()) as server:
-        yield server
+async def demo_dns(tmp_path: Path) -> AsyncIterator[Demo]:
+    inventory = str(tmp_path / "demo-inventory.yaml")
+    async with sandbox.open_sandbox(inventory, prefer_default=False) as (server, block):
+        yield Demo(server, inventory, block)
 
 
-def ns_arg(server: DnsServer) -> str:
-    return f"{server.address[0]}:{server.address[1]}"
+def ns_arg(demo: Demo) -> str:
+    return f"{demo.server.address[0]}:{demo.server.address[1]}"
 
 
 def free_port() -> int:
@@ -50,8 +64,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_check_json_reports_every_check_and_exits_1_on_failures(demo_dns: DnsServer) -> None:
-    code, out, err = await run("check", "--inventory", sandbox.inventory_path(), "--nameserver", ns_arg(demo_dns),
+async def test_check_json_reports_every_check_and_exits_1_on_failures(demo_dns: Demo) -> None:
+    code, out, err = await run("check", "--inventory", demo_dns.inventory, "--nameserver", ns_arg(demo_dns),
                                "--cluster-domain", "cluster.local", "--output", "json")
     assert code == 1, err
     doc = json.loads(out)
@@ -63,15 +77,15 @@ async def test_check_json_reports_every_check_and_exits_1_on_failures(demo_dns: 
                        ("checkout", "tcp", "refused")}
     tcp_targets = {(r["service"], r["target"], r["address"], r["port"]) for r in doc["results"] if r["check"] == "tcp"}
     # Endpoints are probed on the slice's port, the ClusterIP on the Service's port.
-    assert ("frontend", "endpoint", "127.0.20.11", 8080) in tcp_targets
-    assert ("kubernetes", "endpoint", "127.0.20.1", 6443) in tcp_targets
-    assert ("kubernetes", "cluster_ip", "127.0.10.1", 8443) in tcp_targets
+    assert ("frontend", "endpoint", demo_dns.addr("127.0.20.11"), 8080) in tcp_targets
+    assert ("kubernetes", "endpoint", demo_dns.addr("127.0.20.1"), 6443) in tcp_targets
+    assert ("kubernetes", "cluster_ip", demo_dns.addr("127.0.10.1"), 8443) in tcp_targets
     # The not-ready (terminating) endpoint of shop/cart is not probed.
-    assert not any(a == "127.0.20.14" for _, _, a, _ in tcp_targets)
+    assert not any(a == demo_dns.addr("127.0.20.14") for _, _, a, _ in tcp_targets)
 
 
-async def test_check_exits_0_when_everything_passes(tmp_path: Path, demo_dns: DnsServer) -> None:
-    doc = yaml.safe_load(Path(sandbox.inventory_path()).read_text())
+async def test_check_exits_0_when_everything_passes(tmp_path: Path, demo_dns: Demo) -> None:
+    doc = yaml.safe_load(Path(demo_dns.inventory).read_text())
     healthy = {"frontend", "cart", "db", "payments", "kubernetes"}
     doc["items"] = [i for i in doc["items"] if i["metadata"]["name"].split("-")[0] in healthy]
     inv = tmp_path / "healthy.yaml"
@@ -81,10 +95,10 @@ async def test_check_exits_0_when_everything_passes(tmp_path: Path, demo_dns: Dn
     assert "0 failing" in out
 
 
-async def test_check_table_names_what_failed(demo_dns: DnsServer) -> None:
-    code, out, _ = await run("check", "--inventory", sandbox.inventory_path(), "--nameserver", ns_arg(demo_dns))
+async def test_check_table_names_what_failed(demo_dns: Demo) -> None:
+    code, out, _ = await run("check", "--inventory", demo_dns.inventory, "--nameserver", ns_arg(demo_dns))
     assert code == 1
-    assert "shop/search" in out and "wrong_answer" in out and "unexpected 127.0.10.99" in out
+    assert "shop/search" in out and "wrong_answer" in out and f"unexpected {demo_dns.addr('127.0.10.99')}" in out
     assert "shop/legacy" in out and "ok (no ready endpoints)" in out
 
 
@@ -149,10 +163,10 @@ async def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path, args: list
     assert needle in err
 
 
-async def test_unknown_kinds_are_skipped_with_a_warning(tmp_path: Path, demo_dns: DnsServer) -> None:
+async def test_unknown_kinds_are_skipped_with_a_warning(tmp_path: Path, demo_dns: Demo) -> None:
     inv = tmp_path / "inv.yaml"
     inv.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: shop}\n---\n"
-                   + Path(sandbox.inventory_path()).read_text())
+                   + Path(demo_dns.inventory).read_text())
     code, out, err = await run("check", "--inventory", str(inv), "--nameserver", ns_arg(demo_dns),
                                "--output", "json")
     assert code == 1  # the demo's broken Services
@@ -160,9 +174,9 @@ async def test_unknown_kinds_are_skipped_with_a_warning(tmp_path: Path, demo_dns
     assert json.loads(out)["results"]
 
 
-async def test_environment_overrides_the_config_file(tmp_path: Path, demo_dns: DnsServer) -> None:
+async def test_environment_overrides_the_config_file(tmp_path: Path, demo_dns: Demo) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"dns": {"forms": ["short", "fqdn"]}, "inventory": {"file": sandbox.inventory_path()}}))
+    cfg.write_text(yaml.safe_dump({"dns": {"forms": ["short", "fqdn"]}, "inventory": {"file": demo_dns.inventory}}))
     code, out, _ = await run("check", "--config", str(cfg), "--output", "json",
                              env={"SVCPROBE_DNS_NAMESERVERS": ns_arg(demo_dns), "SVCPROBE_DNS_FORMS": "fqdn"})
     assert code == 1
@@ -178,13 +192,13 @@ def _get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-async def test_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path, demo_dns: DnsServer) -> None:
+async def test_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path, demo_dns: Demo) -> None:
     port = free_port()
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"scheduler": {"interval_seconds": 0.5},
                                    "shutdown": {"drain_seconds": 1.0, "timeout_seconds": 10}}))
     proc = await asyncio.create_subprocess_exec(
-        *SVCPROBE, "run", "--config", str(cfg), "--inventory", sandbox.inventory_path(),
+        *SVCPROBE, "run", "--config", str(cfg), "--inventory", demo_dns.inventory,
         "--nameserver", ns_arg(demo_dns), "--listen", f"127.0.0.1:{port}",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=CLEAN_ENV)
     base = f"http://127.0.0.1:{port}"
@@ -216,12 +230,12 @@ async def test_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path, demo_dns:
     assert log.index("not ready; draining") < log.index("stopped")
 
 
-async def test_run_reports_a_taken_port(tmp_path: Path, demo_dns: DnsServer) -> None:
+async def test_run_reports_a_taken_port(tmp_path: Path, demo_dns: Demo) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen(1)
         port = s.getsockname()[1]
-        code, _, err = await run("run", "--inventory", sandbox.inventory_path(), "--nameserver", ns_arg(demo_dns),
+        code, _, err = await run("run", "--inventory", demo_dns.inventory, "--nameserver", ns_arg(demo_dns),
                                  "--listen", f"127.0.0.1:{port}", timeout=30)
     assert code == 2
     assert "address already in use" in err.lower()

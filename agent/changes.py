@@ -1,0 +1,44 @@
+"""When did each Service last change? Feeds the convergence grace window.
+
+A Service "changes" when its spec (as the model keeps it) or its set of ready endpoints
+changes. DNS caches and kube-proxy need a moment to follow; until `grace` seconds have
+passed, a differing answer is reported as converging rather than failing. What exists when
+the agent starts is taken as settled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from agent import model
+
+Key = tuple[str, str]
+
+
+def _fingerprint(inventory: model.Inventory, svc: model.Service) -> int:
+    ready = tuple((str(e.address), e.hostname, e.ports) for e in inventory.ready_endpoints(svc))
+    return hash((svc, ready))
+
+
+class ChangeTracker:
+    def __init__(self, grace: float, *, clock: Callable[[], float] = time.time) -> None:
+        self.grace = grace
+        self.clock = clock
+        self._prints: dict[Key, int] | None = None
+        self._changed_at: dict[Key, float] = {}
+
+    def observe(self, inventory: model.Inventory) -> None:
+        now = self.clock()
+        prints = {key: _fingerprint(inventory, svc) for key, svc in inventory.services.items()}
+        if self._prints is not None:
+            for key, fp in prints.items():
+                if self._prints.get(key) != fp:
+                    self._changed_at[key] = now
+        self._prints = prints
+        cutoff = now - self.grace
+        self._changed_at = {k: t for k, t in self._changed_at.items() if k in prints and t > cutoff}
+
+    def settle_by(self) -> dict[Key, float]:
+        now = self.clock()
+        return {k: t + self.grace for k, t in self._changed_at.items() if t + self.grace > now}

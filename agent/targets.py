@@ -1,0 +1,101 @@
+"""From the whole inventory to what this agent probes (pure).
+
+Selection (namespaces, labels, opt-out annotations) narrows the inventory; sharding gives
+this agent its share of the rest; canaries (the API server's Service, the cluster DNS
+Service, the agents' own Service, configured extras) are probed by every agent, and only
+they are also asked over the other DNS paths: the cluster DNS Service IP, each cluster DNS
+replica directly, NodeLocal DNSCache. So each node checks every path every sweep at a small,
+fixed cost, while per-Service load stays constant as nodes are added.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from agent import model, sharding
+from agent.planner import DnsPath
+from agent.selection import Selection
+
+Key = tuple[str, str]
+API_SERVICE: Key = ("default", "kubernetes")
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetSettings:
+    selection: Selection = Selection()
+    canaries: tuple[Key, ...] = ()
+    dns_service: Key | None = ("kube-system", "kube-dns")
+    peers_service: Key | None = None
+    me: str = ""  # this agent's identity among its peers (its pod IP); "" disables sharding
+    replicas: int = 3
+    cluster_ip_path: bool = True
+    endpoint_path: bool = True
+    nodelocal: tuple[str, int] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Targets:
+    services: tuple[model.Service, ...]  # everything this agent probes
+    canaries: frozenset[Key]  # the subset probed by every agent (and over every DNS path)
+    paths: tuple[DnsPath, ...]
+    peers: tuple[str, ...]  # agents found, this one included
+    selected: int  # Services selected cluster-wide (before sharding)
+    owned: int  # of those, this agent's share (canaries not counted)
+
+
+def _dns_port(ports: Sequence[model.ServicePort] | Sequence[model.EndpointPort]) -> int:
+    """The DNS port of the cluster DNS Service or slice: UDP named dns, else any UDP, else 53."""
+    udp = [p for p in ports if p.protocol == "UDP" and p.port]
+    named = [p for p in udp if p.name == "dns"]
+    chosen = (named or udp or [None])[0]
+    return chosen.port if chosen is not None and chosen.port else 53
+
+
+def dns_paths(inventory: model.Inventory, ts: TargetSettings) -> tuple[DnsPath, ...]:
+    paths: list[DnsPath] = []
+    svc = inventory.services.get(ts.dns_service) if ts.dns_service else None
+    if svc is not None:
+        port = _dns_port(svc.ports)
+        if ts.cluster_ip_path and svc.cluster_ips:
+            paths.append(DnsPath("cluster_ip", tuple((str(ip), port) for ip in svc.cluster_ips)))
+        if ts.endpoint_path:
+            for ep in inventory.ready_endpoints(svc):
+                paths.append(DnsPath("endpoint", ((str(ep.address), _dns_port(ep.ports)),)))
+    if ts.nodelocal is not None:
+        paths.append(DnsPath("nodelocal", (ts.nodelocal,)))
+    return tuple(paths)
+
+
+def peers(inventory: model.Inventory, ts: TargetSettings) -> tuple[str, ...]:
+    found: set[str] = set()
+    svc = inventory.services.get(ts.peers_service) if ts.peers_service else None
+    if svc is not None:
+        found = {str(ep.address) for ep in inventory.ready_endpoints(svc)}
+    if ts.me:
+        found.add(ts.me)
+    return tuple(sorted(found))
+
+
+def choose(inventory: model.Inventory, ts: TargetSettings) -> Targets:
+    canary_keys = {API_SERVICE, *ts.canaries}
+    if ts.dns_service:
+        canary_keys.add(ts.dns_service)
+    if ts.peers_service:
+        canary_keys.add(ts.peers_service)
+    canaries = frozenset(k for k in canary_keys if k in inventory.services and _not_ignored(inventory.services[k]))
+    selected = [s for s in inventory.services.values() if ts.selection.selects(s) and s.key not in canaries]
+    agents = peers(inventory, ts)
+    if ts.me and ts.replicas > 0 and len(agents) > ts.replicas:
+        others = [p for p in agents if p != ts.me]
+        mine = [s for s in selected
+                if sharding.owns(ts.me, sharding.service_key(*s.key), others, ts.replicas)]
+    else:
+        mine = selected
+    chosen = sorted([*mine, *(inventory.services[k] for k in canaries)], key=lambda s: s.key)
+    return Targets(tuple(chosen), canaries, dns_paths(inventory, ts), agents, len(selected), len(mine))
+
+
+def _not_ignored(svc: model.Service) -> bool:
+    # Canaries skip the namespace and label filters, but an explicit opt-out still counts.
+    return Selection().selects(svc)
