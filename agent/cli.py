@@ -104,8 +104,12 @@ def read_config_file(path: str) -> Any:
 
 
 def load_settings(args: argparse.Namespace, env: dict[str, str]) -> settings_mod.Settings:
+    from agent.runner import target_settings
+
     file_data = read_config_file(args.config) if args.config else None
-    return settings_mod.load(file_data=file_data, env=env, overrides=_overrides(args))
+    s = settings_mod.load(file_data=file_data, env=env, overrides=_overrides(args))
+    target_settings(s)  # selector, Service references and addresses: fail now, naming the key
+    return s
 
 
 class _JsonFormatter(logging.Formatter):
