@@ -29,7 +29,7 @@ class TokenBucket:
         tat = max(self._tat, now)
         wait = tat - now - (self.burst - 1) * self._interval
         self._tat = tat + self._interval
-        if wait > 0:
+        if wait > 1e-9:  # below that it is float residue of the schedule, not an empty bucket
             self.waits += 1
             return wait
         return 0.0
