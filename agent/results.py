@@ -57,6 +57,12 @@ class ResultStore:
         for key in [k for k in self._results if k not in keep]:
             del self._results[key]
 
+    def retain_services(self, services: Iterable[tuple[str, str]]) -> None:
+        """Forget results of Services that are not probed any more."""
+        keep = set(services)
+        for key in [k for k, r in self._results.items() if (r.check.namespace, r.check.service) not in keep]:
+            del self._results[key]
+
     def put(self, result: CheckResult) -> None:
         self._results[result.check.key] = result
 

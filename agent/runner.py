@@ -145,12 +145,14 @@ class Agent:
             await self.dns.close()
 
     async def _forget_removed(self) -> None:
-        """Drop results of checks that a new inventory no longer plans, right away."""
+        """Drop results of Services this agent no longer probes as soon as the inventory says so.
+
+        (Checks that changed within a Service still probed are replaced at the next sweep.)
+        """
         while True:
             await self.source.changed.wait()
             self.source.changed.clear()
-            p = self.plan()
-            self.store.retain(c.key for c in (*p.dns, *p.tcp))
+            self.store.retain_services(s.key for s in self.targets().services)
 
     async def run(self, *, stop: asyncio.Event | None = None,
                   on_listening: Callable[[str, int], Awaitable[None] | None] | None = None) -> None:
