@@ -1,0 +1,544 @@
+"""List + watch of one API collection into a dict of model objects (what informers do).
+
+One `Reflector` per resource: a paginated list (limit/continue, restarted from scratch when a
+continue token expires), then a watch from the list's resourceVersion with bookmarks and a
+randomized server-side timeout. A clean end of the stream re-watches from the last
+resourceVersion seen (events and bookmarks); a 410 Gone (HTTP status or ERROR event) relists and
+diffs, so objects deleted while the watch was away disappear. Other failures back off with
+jitter (429 honours Retry-After; 401 reloads credentials) and retry, keeping the resourceVersion.
+
+Bodies are raw JSON: list pages are decoded one item at a time (`iter_list_items`), watch
+streams line by line (`iter_lines`), and every object goes straight through
+`agent.inventory.parse` into the compact model. An object that cannot be parsed is skipped,
+counted in ``health.skipped["malformed"]`` and logged with the field at fault; it never stops
+the loop. resourceVersions are opaque strings: only ever stored, sent back and compared for
+equality.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import random
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import Any
+
+import aiohttp
+
+from agent import model
+from agent.health import Health
+from agent.inventory import parse
+from agent.discovery.client import ApiClient
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+Sleep = Callable[[float], Awaitable[None]]
+
+MAX_LINE_BYTES = 64 * 2**20  # one watch event; the API server's own limit is far lower
+MAX_ERROR_BODY = 64 * 2**10
+MAX_RETRY_AFTER = 300.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceKind:
+    name: str  # label value in metrics: "services", "endpointslices"
+    path: str
+    kind: str
+    parse: Callable[[Mapping[str, Any]], Any]
+    weight: Callable[[Any], int]  # endpoint addresses an object contributes
+
+
+def _no_weight(_: Any) -> int:
+    return 0
+
+
+def _slice_weight(sl: model.EndpointSlice) -> int:
+    return sum(len(ep.addresses) for ep in sl.endpoints)
+
+
+SERVICES = ResourceKind("services", "/api/v1/services", "Service", parse.parse_service,
+                        _no_weight)
+ENDPOINT_SLICES = ResourceKind("endpointslices", "/apis/discovery.k8s.io/v1/endpointslices",
+                               "EndpointSlice", parse.parse_endpoint_slice, _slice_weight)
+
+
+# ---------------------------------------------------------------------- errors
+
+
+class Expired(Exception):
+    """410 Gone: the resourceVersion (or continue token) is too old; relist."""
+
+
+class ApiError(Exception):
+    """A non-success answer from the API server (HTTP status or a watch ERROR event)."""
+
+    def __init__(self, status: int, reason: str, message: str, *,
+                 retry_after: float | None = None, event: bool = False) -> None:
+        self.status, self.reason, self.message = status, reason, message
+        self.retry_after = retry_after
+        self.event = event
+        super().__init__(f"{status} {reason}: {message}" if message else f"{status} {reason}")
+
+    @property
+    def restart_reason(self) -> str:
+        if self.event:
+            return "error_event"
+        if self.status == 429:
+            return "throttled"
+        if self.status in (401, 403):
+            return "unauthorized"
+        return "http_error"
+
+
+class StreamError(Exception):
+    """A response body that is not what the API sends (not JSON, wrong shape)."""
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None  # HTTP-date form: the API server sends seconds
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+async def api_error(resp: aiohttp.ClientResponse) -> ApiError:
+    """An ApiError from an error response, with the Status message when there is one."""
+    reason, message = resp.reason or "", ""
+    try:
+        body = await resp.content.read(MAX_ERROR_BODY)
+        status = json.loads(body)
+        if isinstance(status, dict):
+            reason = str(status.get("reason") or reason)
+            message = str(status.get("message") or "")
+    except (ValueError, aiohttp.ClientError, TimeoutError):
+        pass
+    return ApiError(resp.status, reason, message[:500],
+                    retry_after=_retry_after(resp.headers.get("Retry-After")))
+
+
+# ---------------------------------------------------------------------- wire decoding
+
+_decoder = json.JSONDecoder()
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def iter_list_items(text: str, top: dict[str, Any]) -> Iterator[Any]:
+    """Yield the elements of a List's top-level ``items`` array one at a time.
+
+    Every other top-level member (``metadata``, ``kind``, ...) is stored into `top`, whatever
+    its position. Only one item is ever decoded at a time, so a page of big EndpointSlices does
+    not turn into one big tree of dicts. Raises StreamError on anything that is not a JSON object.
+    """
+    scan = _decoder.raw_decode
+    ws = _WS.match
+    try:
+        i = ws(text, 0).end()
+        if text[i] != "{":
+            raise StreamError("list response is not a JSON object")
+        i = ws(text, i + 1).end()
+        if text[i] == "}":
+            return
+        while True:
+            i = ws(text, i).end()
+            key, i = scan(text, i)
+            if not isinstance(key, str):
+                raise StreamError("list response: bad member name")
+            i = ws(text, i).end()
+            if text[i] != ":":
+                raise StreamError("list response: expected ':'")
+            i = ws(text, i + 1).end()
+            if key == "items" and text[i] == "[":
+                i = ws(text, i + 1).end()
+                if text[i] == "]":
+                    i += 1
+                else:
+                    while True:
+                        item, i = scan(text, i)
+                        yield item
+                        i = ws(text, i).end()
+                        c = text[i]
+                        i += 1
+                        if c == "]":
+                            break
+                        if c != ",":
+                            raise StreamError("list response: expected ',' or ']' in items")
+                        i = ws(text, i).end()
+            else:
+                top[key], i = scan(text, i)
+            i = ws(text, i).end()
+            c = text[i]
+            i += 1
+            if c == "}":
+                break
+            if c != ",":
+                raise StreamError("list response: expected ',' or '}'")
+        if ws(text, i).end() != len(text):
+            raise StreamError("list response: trailing data")
+    except IndexError:
+        raise StreamError("list response: truncated") from None
+    except json.JSONDecodeError as exc:
+        raise StreamError(f"list response: {exc}") from None
+
+
+async def iter_lines(content: aiohttp.StreamReader, read_timeout: float) -> AsyncIterator[list[bytes]]:
+    """Newline-delimited records of a streamed body, a batch per chunk received.
+
+    Every wait for data is bounded by `read_timeout` (TimeoutError): a connection that stays
+    open but sends nothing cannot hang the caller."""
+    pending: list[bytes] = []
+    pending_len = 0
+    while True:
+        async with asyncio.timeout(read_timeout):
+            chunk = await content.readany()
+        if not chunk:
+            break
+        if b"\n" not in chunk:
+            pending.append(chunk)
+            pending_len += len(chunk)
+            if pending_len > MAX_LINE_BYTES:
+                raise StreamError(f"watch event longer than {MAX_LINE_BYTES} bytes")
+            continue
+        if pending:
+            pending.append(chunk)
+            chunk = b"".join(pending)
+            pending, pending_len = [], 0
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        if tail:
+            pending, pending_len = [tail], len(tail)
+        yield [ln for ln in lines if ln.strip()]
+    rest = b"".join(pending)
+    if rest.strip():
+        yield [rest]
+
+
+# ---------------------------------------------------------------------- backoff
+
+
+class Backoff:
+    """Exponential backoff with jitter: the n-th delay is uniform in [d/2, d],
+    d = min(maximum, initial * 2**n)."""
+
+    def __init__(self, initial: float = 0.5, maximum: float = 30.0,
+                 rng: random.Random | None = None) -> None:
+        self.initial, self.maximum = initial, maximum
+        self.rng = rng or random.Random()
+        self.attempt = 0
+
+    def next(self) -> float:
+        d = min(self.maximum, self.initial * (2 ** min(self.attempt, 32)))
+        self.attempt += 1
+        return self.rng.uniform(d / 2, d)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+# ---------------------------------------------------------------------- the reflector
+
+
+def _key_and_rv(obj: Any) -> tuple[Key, str]:
+    """(namespace, name) and resourceVersion of an API object; ValueError when unnamed."""
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"object must be a mapping, not {type(obj).__name__}")
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping):
+        raise ValueError("metadata: must be a mapping")
+    name, ns = meta.get("name"), meta.get("namespace")
+    if not isinstance(name, str) or not name:
+        raise ValueError("metadata.name: is required")
+    if ns is None or ns == "":
+        ns = "default"
+    if not isinstance(ns, str):
+        raise ValueError("metadata.namespace: must be a string")
+    rv = meta.get("resourceVersion")
+    return (ns, name), rv if isinstance(rv, str) else ""
+
+
+class Reflector:
+    """Mirrors one collection into `objects` (key -> model object) and keeps it current.
+
+    `on_change()` is called after each batch of applied changes (a list page, a chunk of watch
+    events) and when a list completes; `on_synced()` once, after the first complete list.
+    """
+
+    def __init__(self, kind: ResourceKind, client: ApiClient, health: Health, *,
+                 page_size: int, watch_timeout: float, read_timeout: float,
+                 on_change: Callable[[], None], on_synced: Callable[[], None],
+                 backoff: Backoff, sleep: Sleep, rng: random.Random) -> None:
+        self.kind = kind
+        self.client = client
+        self.health = health
+        self.page_size = page_size
+        self.watch_timeout = watch_timeout
+        self.read_timeout = read_timeout
+        self.on_change = on_change
+        self.on_synced = on_synced
+        self.backoff = backoff
+        self.sleep = sleep
+        self.rng = rng
+        self.objects: dict[Key, Any] = {}
+        self.weight = 0  # endpoint addresses over `objects`
+        self.rv: str | None = None  # where the next watch starts; None: list first
+        self.listing = False  # a list is in progress or failed half-way: state is mixed
+        self.synced = False
+        self.generation = 0  # bumped on every applied change
+        self.last_error = ""
+        self._rvs: dict[Key, str] = {}  # resourceVersion of every object seen (incl. skipped)
+        self._unknown_types: set[str] = set()
+        self._expired_streak = 0
+        self._list_counted = False
+
+    # -- state changes
+
+    def _drop(self, key: Key) -> bool:
+        self._rvs.pop(key, None)
+        old = self.objects.pop(key, None)
+        if old is None:
+            return False
+        self.weight -= self.kind.weight(old)
+        self.generation += 1
+        return True
+
+    def _malformed(self, what: str, problem: str) -> None:
+        self.health.skipped["malformed"] = self.health.skipped.get("malformed", 0) + 1
+        log.warning("%s: skipping %s: %s", self.kind.name, what, problem)
+
+    def _upsert(self, obj: Any, seen: set[Key] | None) -> None:
+        try:
+            key, rv = _key_and_rv(obj)
+        except ValueError as exc:
+            self._malformed(f"an unnamed {self.kind.kind}", str(exc))
+            return
+        if seen is not None:
+            seen.add(key)
+        if rv and self._rvs.get(key) == rv:
+            return  # unchanged (a relist, or a duplicate event)
+        try:
+            new = self.kind.parse(obj)
+        except parse.ObjectError as exc:
+            self._malformed(f"{exc.kind} {exc.ref}", f"{exc.field}: {exc.problem}")
+            new = None
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:  # unexpected shapes
+            self._malformed(f"{self.kind.kind} {key[0]}/{key[1]}", f"unexpected shape: {exc!r}")
+            new = None
+        if new is None:  # the current version is unusable: do not keep a stale one
+            self._drop(key)
+            self._rvs[key] = rv
+            return
+        old = self.objects.get(key)
+        if old is not None:
+            self.weight -= self.kind.weight(old)
+        self.objects[key] = new
+        self._rvs[key] = rv
+        self.weight += self.kind.weight(new)
+        self.generation += 1
+
+    # -- list
+
+    async def list(self) -> None:
+        """A full, paginated list; afterwards `objects` is exactly the listed state."""
+        self.listing = True
+        if not self._list_counted:  # retries after errors are the same relist
+            self._list_counted = True
+            self.health.relists[self.kind.name] = self.health.relists.get(self.kind.name, 0) + 1
+        seen: set[Key] = set()
+        token: str | None = None
+        pages = 0
+        while True:
+            params = {"limit": str(self.page_size)}
+            if token:
+                params["continue"] = token
+            resp = await self.client.get(self.kind.path, params, read_timeout=self.read_timeout)
+            try:
+                if resp.status == 410 and token:
+                    log.info("%s: list continue token expired after %d pages; listing again "
+                             "from the start", self.kind.name, pages)
+                    self.health.relists[self.kind.name] += 1
+                    seen.clear()
+                    token, pages = None, 0
+                    continue
+                if resp.status != 200:
+                    raise await api_error(resp)
+                body = await resp.read()
+            finally:
+                resp.release()
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise StreamError("list response is not UTF-8") from None
+            del body
+            top: dict[str, Any] = {}
+            for item in iter_list_items(text, top):
+                self._upsert(item, seen)
+            del text
+            pages += 1
+            meta = top.get("metadata")
+            if not isinstance(meta, Mapping):
+                raise StreamError("list response without metadata")
+            rv = meta.get("resourceVersion")
+            if not isinstance(rv, str) or not rv:
+                raise StreamError("list response without metadata.resourceVersion")
+            token = meta.get("continue") or None
+            if token is not None and not isinstance(token, str):
+                raise StreamError("list response: metadata.continue is not a string")
+            if token is None:
+                break
+        gone = [k for k in self._rvs if k not in seen]
+        for key in gone:
+            self._drop(key)
+        if gone:
+            log.info("%s: relist removed %d objects deleted while not watching",
+                     self.kind.name, len(gone))
+        self.rv = rv
+        self.listing = False
+        self._list_counted = False
+        self.last_error = ""
+        log.debug("%s: listed %d objects in %d pages at resourceVersion %s",
+                  self.kind.name, len(self.objects), pages, rv)
+        if not self.synced:
+            self.synced = True
+            self.on_synced()
+        self.on_change()
+
+    # -- watch
+
+    def _event(self, line: bytes) -> None:
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            raise StreamError("watch event is not JSON") from None
+        if not isinstance(ev, dict):
+            raise StreamError("watch event is not a JSON object")
+        etype, obj = ev.get("type"), ev.get("object")
+        if etype == "ERROR":
+            status = obj if isinstance(obj, Mapping) else {}
+            code = status.get("code")
+            if code == 410:
+                raise Expired(str(status.get("message") or "Expired"))
+            raise ApiError(code if isinstance(code, int) else 0, str(status.get("reason") or ""),
+                           str(status.get("message") or "")[:500], event=True)
+        if etype == "BOOKMARK":
+            meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+            rv = meta.get("resourceVersion") if isinstance(meta, Mapping) else None
+            if isinstance(rv, str) and rv:
+                self.rv = rv
+            return
+        if etype not in ("ADDED", "MODIFIED", "DELETED"):
+            if str(etype) not in self._unknown_types:
+                self._unknown_types.add(str(etype))
+                log.warning("%s: skipping watch events of unknown type %r", self.kind.name, etype)
+            return
+        if etype == "DELETED":
+            try:
+                key, rv = _key_and_rv(obj)
+            except ValueError as exc:
+                self._malformed(f"a deleted {self.kind.kind}", str(exc))
+                return
+            self._drop(key)
+        else:
+            self._upsert(obj, None)
+            meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+            rv = meta.get("resourceVersion") if isinstance(meta, Mapping) else None
+        if isinstance(rv, str) and rv:
+            self.rv = rv
+
+    async def watch(self) -> bool:
+        """One watch request from `self.rv` until the stream ends; True if it delivered
+        anything. Raises Expired, ApiError, StreamError, TimeoutError, aiohttp.ClientError."""
+        assert self.rv is not None
+        timeout_s = int(self.rng.uniform(self.watch_timeout, 2 * self.watch_timeout))
+        params = {"watch": "true", "resourceVersion": self.rv, "allowWatchBookmarks": "true",
+                  "timeoutSeconds": str(timeout_s)}
+        got = False
+        resp = await self.client.get(self.kind.path, params, read_timeout=self.read_timeout)
+        try:
+            if resp.status == 410:
+                raise Expired(f"watch from resourceVersion {self.rv}: HTTP 410")
+            if resp.status != 200:
+                raise await api_error(resp)
+            async for lines in iter_lines(resp.content, self.read_timeout):
+                if not got:
+                    got = True
+                    self.backoff.reset()
+                    self._expired_streak = 0
+                    self.last_error = ""
+                gen = self.generation
+                try:
+                    for line in lines:
+                        self._event(line)
+                finally:
+                    if self.generation != gen:
+                        self.on_change()
+        finally:
+            resp.release()
+        return got
+
+    # -- the loop
+
+    def _restart(self, reason: str) -> None:
+        key = (self.kind.name, reason)
+        self.health.watch_restarts[key] = self.health.watch_restarts.get(key, 0) + 1
+
+    async def run(self) -> None:
+        """List, then watch, forever (until cancelled)."""
+        while True:
+            delay = 0.0
+            try:
+                if self.rv is None:
+                    await self.list()
+                    if not self._expired_streak:
+                        self.backoff.reset()
+                started = asyncio.get_running_loop().time()
+                got = await self.watch()
+                self._restart("closed")
+                log.debug("%s: watch ended by the server; watching again from %s",
+                          self.kind.name, self.rv)
+                if not got and asyncio.get_running_loop().time() - started < 1.0:
+                    delay = self.backoff.next()  # a server that closes at once: do not spin
+            except Expired as exc:
+                self._restart("expired")
+                log.info("%s: %s; relisting", self.kind.name, exc)
+                self.rv = None
+                self._expired_streak += 1
+                if self._expired_streak > 1:  # 410 again right after a relist: slow down
+                    delay = self.backoff.next()
+            except ApiError as exc:
+                reason = exc.restart_reason
+                self._restart(reason)
+                delay = self.backoff.next()
+                if exc.retry_after is not None:
+                    delay = max(delay, exc.retry_after)
+                self._error(f"{'watch ERROR event' if exc.event else 'HTTP'} {exc}", delay)
+                if exc.status == 401:
+                    try:
+                        await self.client.reauthenticate()
+                    except Exception as cexc:  # noqa: BLE001 - keep the loop alive
+                        log.warning("%s: reloading credentials failed: %s", self.kind.name, cexc)
+            except TimeoutError:
+                self._restart("timeout")
+                delay = self.backoff.next()
+                self._error(f"no data from the API server for {self.read_timeout:g}s "
+                            "(read timeout)", delay)
+            except StreamError as exc:
+                self._restart("invalid")
+                delay = self.backoff.next()
+                self._error(str(exc), delay)
+            except (aiohttp.ClientError, OSError) as exc:
+                self._restart("connection_error")
+                delay = self.backoff.next()
+                self._error(f"connection: {type(exc).__name__}: {exc}", delay)
+            if delay > 0:
+                await self.sleep(delay)
+
+    def _error(self, message: str, delay: float) -> None:
+        where = "list" if self.rv is None else "watch"
+        self.last_error = f"{self.kind.name} {where}: {message}"
+        log.warning("%s; retrying in %.1fs", self.last_error, delay)
