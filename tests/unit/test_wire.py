@@ -193,6 +193,7 @@ def test_read_name_agrees_with_dnspython() -> None:
     assert name == m.answer[0][0].target.to_text().lower()
 
 
+@pytest.mark.timeout(10)  # a missing loop guard would spin forever
 @pytest.mark.parametrize(
     ("data", "offset", "words"),
     [
@@ -219,6 +220,7 @@ def test_read_name_malformed(data: bytes, offset: int, words: str) -> None:
 Q_A = encode_name(WEB) + struct.pack("!HH", 1, 1)
 
 
+@pytest.mark.timeout(10)
 @pytest.mark.parametrize(
     ("data", "qtype", "words"),
     [
