@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from builders import KUBECTL_DUMP, ZONE, endpoint, endpoint_slice, plan_settings, service
+import yaml
+from builders import KUBECTL_DUMP, ZONE, endpoint, endpoint_slice, plan_settings, service, slice_obj, svc_obj
 
 from agent import model, planner
 from agent.checks import DnsCheck, DnsExpectation, Expect, SrvRecord, TcpCheck
@@ -235,6 +236,28 @@ def test_headless_expectations(slices: list[model.EndpointSlice], pna: bool, a: 
 
     assert _expect(p, "A") == {exp(a)}
     assert _expect(p, "AAAA") == {exp(aaaa)}
+
+
+def test_headless_from_api_objects_counts_nil_ready() -> None:
+    """conditions.ready absent or null means ready (§5.2), end to end from API dicts."""
+    svc = svc_obj("db", clusterIP="None", clusterIPs=["None"])
+    slices = [
+        slice_obj("db-1", service="db", endpoints=[
+            {"addresses": ["198.19.0.1"]},                                   # no conditions
+            {"addresses": ["198.19.0.2"], "conditions": {"ready": None}},    # null
+            {"addresses": ["198.19.0.3"], "conditions": {"ready": False, "serving": True, "terminating": True}},
+        ]),
+        slice_obj("db-2", service="db", endpoints=[
+            {"addresses": ["198.19.0.2"], "conditions": {}},                 # the same pod again
+            {"addresses": ["198.19.0.4"], "conditions": {"ready": True}},
+        ]),
+    ]
+    res = static.parse_documents(yaml.safe_dump_all([svc, *slices]))
+    assert res.ok, res.errors
+    p = planner.plan(res.inventory, plan_settings())
+    assert _expect(p, "A") == {DnsExpectation(Expect.ANSWER, frozenset({"198.19.0.1", "198.19.0.2", "198.19.0.4"}))}
+    assert _expect(p, "AAAA") == {DnsExpectation(Expect.NODATA)}
+    assert sorted(c.address for c in p.tcp) == ["198.19.0.1", "198.19.0.2", "198.19.0.4"]
 
 
 @pytest.mark.parametrize(

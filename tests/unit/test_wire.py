@@ -13,9 +13,7 @@ from collections.abc import Sequence
 
 import dns.flags
 import dns.message
-import dns.name
 import dns.rcode
-import dns.rdatatype
 import dns.rrset
 import pytest
 from hypothesis import HealthCheck, given
