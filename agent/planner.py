@@ -9,6 +9,7 @@ are none at all); SRV for named ports; ExternalName = CNAME.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from agent import model, selection
@@ -105,6 +106,16 @@ def expected_addresses(service: model.Service, inventory: model.Inventory, qtype
     return DnsExpectation(Expect.ANSWER, addrs) if addrs else DnsExpectation(Expect.NODATA)
 
 
+def expected_cname(service: model.Service) -> DnsExpectation:
+    """ExternalName: a CNAME to the external name. CoreDNS answers NXDOMAIN when the
+    external name is an IP address (the API accepts one, since it is a valid DNS name)."""
+    try:
+        ipaddress.ip_address(service.external_name)
+    except ValueError:
+        return DnsExpectation(Expect.ANSWER, frozenset({service.external_name + "."}))
+    return DnsExpectation(Expect.NXDOMAIN)
+
+
 def expected_srv(service: model.Service, inventory: model.Inventory, port: model.ServicePort,
                  fqdn: str) -> DnsExpectation:
     suffix = fqdn.lower()
@@ -140,7 +151,7 @@ def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
     # Other paths: the same absolute question, so a difference between paths points at the path.
     for path in paths:
         if service.type is model.ServiceType.EXTERNAL_NAME:
-            expectations = [("CNAME", DnsExpectation(Expect.ANSWER, frozenset({service.external_name + "."})))]
+            expectations = [("CNAME", expected_cname(service))]
         else:
             expectations = [(q, expected_addresses(service, inventory, q)) for q in ps.qtypes]
         for qtype, expect in expectations:
@@ -148,7 +159,7 @@ def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
                            ps.ndots, path.servers, expect, settle_by)
 
     if service.type is model.ServiceType.EXTERNAL_NAME:
-        target = DnsExpectation(Expect.ANSWER, frozenset({service.external_name + "."}))
+        target = expected_cname(service)
         for form in ps.forms:
             yield check(form, "CNAME", names[form], target)
         return

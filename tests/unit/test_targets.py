@@ -193,3 +193,11 @@ def test_expected_queries(name: str, expected: int) -> None:
     inv = cluster(n=1)
     check = next(c for c in planner.plan(inv, PS).dns if c.service == "app0" and c.name == name and c.qtype == "A")
     assert planner.expected_queries(check, "cluster.local") == expected
+
+
+def test_ip_valued_external_name_expects_nxdomain() -> None:
+    ext = model.Service("shop", "byip", model.ServiceType.EXTERNAL_NAME, (), False, (), external_name="1.2.3.4")
+    named = dataclasses.replace(ext, name="byname", external_name="api.example.com")
+    p = planner.plan(model.Inventory([ext, named]), PS)
+    assert {c.expect.kind for c in p.dns if c.service == "byip"} == {Expect.NXDOMAIN}
+    assert {c.expect.describe() for c in p.dns if c.service == "byname"} == {"api.example.com."}
