@@ -35,6 +35,7 @@ NOT_OK = 'result!="ok"'
 TCP_FAILED = 'result!~"ok|no_endpoints"'  # no_endpoints is expected, not a failure
 TCP_ATTEMPTED = 'result!="no_endpoints"'
 SVC_NS = 'namespace=~"$namespace"'
+NOT_SELECTED = 'kind!="selected"'  # "selected" is cluster-wide, the same on every agent
 
 
 def sel(*extra: str) -> str:
@@ -296,6 +297,23 @@ def build() -> dict[str, Any]:
         "svcprobe's own load on cluster DNS.",
         [target(f"sum by (node) (rate(svcprobe_dns_queries_per_lookup_sum{sel()}[{RI}]))",
                 "{{node}}")], "reqps", stack=True), 8, 8)
+    L.add(timeseries(
+        "svcprobe's DNS load: sent vs expected",
+        "Queries per second sent by the agents in scope, and the agents' own estimate of what "
+        "all agents together send when DNS answers as expected (Services × replicas per "
+        "Service + canaries × agents, see the chart README). Sent far above expected means "
+        "retries and search-list walks on failing names.",
+        [target(f"sum(rate(svcprobe_dns_queries_per_lookup_sum{sel()}[{RI}]))",
+                "sent (agents in scope)"),
+         target(f"max(svcprobe_expected_cluster_dns_queries_per_second{sel()})",
+                "expected, all agents", ref="B")], "reqps"), 8, 8)
+    L.add(timeseries(
+        "Sharding",
+        "Agents sharing the work (found through the chart's headless Service) and, per agent, "
+        "the Services it owns and the canaries every agent probes.",
+        [target(f"max(svcprobe_shard_peers{sel()})", "peers"),
+         target(f"sum by (node, kind) (svcprobe_shard_services{sel(NOT_SELECTED)})",
+                "{{node}} {{kind}}", ref="B")], "none"), 8, 8)
     L.add(timeseries(
         "DNS lookups by path",
         "Lookups per second by path, all agents in scope.",
