@@ -13,6 +13,7 @@ class Health:
     inventory_endpoints: int = 0
     inventory_synced: bool = False  # the first full inventory has been loaded
     kube_synced: bool = False  # Kubernetes discovery only
+    kube_discovery: bool = False  # the inventory comes from the API (not a static file)
     reloads: dict[str, int] = dataclasses.field(default_factory=lambda: {"ok": 0, "error": 0})
     skipped: dict[str, int] = dataclasses.field(default_factory=lambda: {"unsupported_kind": 0, "malformed": 0})
     watch_restarts: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)

@@ -12,7 +12,7 @@ import platform
 from collections.abc import Iterator
 
 import dns.version
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
@@ -80,8 +80,9 @@ class _StateCollector(Collector):
         for reason, n in sorted(health.skipped.items()):
             skipped.add_metric([reason], n)
         yield skipped
-        yield GaugeMetricFamily("svcprobe_kube_synced", "1 once Kubernetes list+watch completed its first sync",
-                                value=1 if health.kube_synced else 0)
+        if health.kube_discovery:  # absent with a static inventory: there is nothing to sync
+            yield GaugeMetricFamily("svcprobe_kube_synced", "1 once Kubernetes list+watch completed its first sync",
+                                    value=1 if health.kube_synced else 0)
         restarts = CounterMetricFamily("svcprobe_watch_restarts", "Watch streams restarted",
                                        labels=["resource", "reason"])
         for (resource, reason), n in sorted(health.watch_restarts.items()):
@@ -107,6 +108,10 @@ class _StateCollector(Collector):
         yield CounterMetricFamily("svcprobe_series_dropped",
                                   "Failing-Service series not exported because of the series budget",
                                   value=store.series_dropped)
+
+
+# `_created` series would add one per counter/histogram child and carry no information here.
+disable_created_metrics()
 
 
 class Metrics:
