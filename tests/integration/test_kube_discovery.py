@@ -545,6 +545,62 @@ async def test_429_honours_retry_after(harness: Harness) -> None:
     assert len(src.inventory) == 2
 
 
+async def test_forbidden_is_reported_and_retried(harness: Harness) -> None:
+    api = harness.api
+    populate(api, 2)
+    api.fail("list", "services", status=403, times=10**6)
+    src = await harness.start(sync=False)
+    await wait_for(lambda: harness.restarts("services", "forbidden") >= 2, "403s")
+    assert "403" in src.last_error and not harness.health.kube_synced
+    api.clear_faults()
+    assert await src.wait_synced(15)
+    assert names(src) == {"shop/web0", "shop/web1"}
+
+
+# ---------------------------------------------------------------------- model contents
+
+
+async def test_labels_and_annotations_are_kept_but_last_applied_is_dropped(
+        harness: Harness) -> None:
+    api = harness.api
+    last_applied = json.dumps({"apiVersion": "v1", "kind": "Service", "spec": {"x": "y" * 500}})
+    api.put("services", service(
+        "shop", "web", cluster_ip="198.18.0.1", labels={"app": "web", "tier": "front"},
+        annotations={"svcprobe.io/ignore": "true",
+                     "kubectl.kubernetes.io/last-applied-configuration": last_applied}))
+    src = await harness.start()
+    web = src.inventory.services[("shop", "web")]
+    assert dict(web.labels) == {"app": "web", "tier": "front"}
+    assert dict(web.annotations) == {"svcprobe.io/ignore": "true"}
+    # and the same through a watch event
+    api.put("services", service(
+        "shop", "web", cluster_ip="198.18.0.1", labels={"app": "web"},
+        annotations={"svcprobe.io/skip-dns": "true",
+                     "kubectl.kubernetes.io/last-applied-configuration": last_applied}))
+    await wait_for(lambda: dict(src.inventory.services[("shop", "web")].annotations)
+                   == {"svcprobe.io/skip-dns": "true"}, "modified annotations")
+    assert dict(src.inventory.services[("shop", "web")].labels) == {"app": "web"}
+
+
+def test_only_the_discovery_package_imports_the_kubernetes_client() -> None:
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "agent"
+    offenders = []
+    for path in root.rglob("*.py"):
+        if path.is_relative_to(root / "discovery"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            mods = []
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                mods = [node.module]
+            if any(m == "kubernetes" or m.startswith("kubernetes.") for m in mods):
+                offenders.append(str(path.relative_to(root)))
+    assert offenders == []
+
+
 # ---------------------------------------------------------------------- malformed objects
 
 
