@@ -16,7 +16,7 @@
 # Env: K8S_VERSION (default below), SVCPROBE_CACHE, FORCE=1 to rebuild.
 set -euo pipefail
 
-K8S_VERSION=${K8S_VERSION:-v1.33.13}
+K8S_VERSION=${K8S_VERSION:-v1.32.2}
 BUILD_RECIPE=2   # bump when the flags or the command list below change
 COMMANDS=(kube-apiserver kube-proxy kubectl)
 
