@@ -184,6 +184,8 @@ class TestBed:
         }
         self.dns_replicas = dns_replicas
         self.backends: dict[str, Backend] = {}
+        self._next_backend_host = FIRST_BACKEND_HOST
+        self._ever_used: set[str] = set()
         self._procs: dict[str, subprocess.Popen] = {}
         self._lock: socket.socket | None = None
         self._started = False
@@ -430,11 +432,8 @@ class TestBed:
                     time.sleep(0.05)
             if not pids:
                 break
-        for p in self._procs.values():  # reap our own children
-            try:
-                p.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
+        for p in self._procs.values():  # reap our own children that were killed
+            p.poll()
 
     def _del_netns(self, netns: str) -> None:
         self._kill_netns_processes([netns])
@@ -940,12 +939,23 @@ class TestBed:
 
     # ------------------------------------------------------------------ backends
     def _allocate_backend_ip(self) -> str:
+        """Next free address, round-robin: a freed address is reused as late as possible, and
+        then stale neighbour (ARP) entries for it are flushed everywhere, so traffic does not go
+        to the MAC address of a deleted namespace."""
         used = {b.ip for b in self.backends.values()}
         net = ipaddress.ip_network(POD_CIDR)
-        for host in range(FIRST_BACKEND_HOST, net.num_addresses - 1):
+        hosts = list(range(FIRST_BACKEND_HOST, net.num_addresses - 1))
+        start = hosts.index(self._next_backend_host) if self._next_backend_host in hosts else 0
+        for host in hosts[start:] + hosts[:start]:
             ip = str(net.network_address + host)
-            if ip not in used:
-                return ip
+            if ip in used:
+                continue
+            self._next_backend_host = host + 1
+            if ip in self._ever_used:
+                for netns in self._our_netns():
+                    self._run(["ip", "-n", netns, "neigh", "flush", "to", ip], check=False)
+            self._ever_used.add(ip)
+            return ip
         raise TestBedError("no free backend address left in " + POD_CIDR)
 
     def add_backend(self, name: str, ports: Sequence[int] = (8080,), *, start: bool = True) -> Backend:
@@ -1002,6 +1012,27 @@ class TestBed:
             raise TestBedError(f"nsprobe {shlex.join(args)} failed in {node}: {cp.stderr.strip()}")
         return json.loads(cp.stdout)
 
+    def dns_answer(self, name: str, qtype: str = "A", *, server: str = KUBE_DNS_IP,
+                   node: str | None = None) -> set[str] | str:
+        """One query from a node namespace: the set of answer data, or the rcode/result text
+        ("NXDOMAIN", "timeout", ...) when there is no answer. Needs dnspython."""
+        r = self.probe(node, "dns", name, qtype, "--server", server)
+        if r["result"] != "ok":
+            return r["result"]
+        data = {rr["data"] for rr in r["answers"] if rr["type"] == qtype}
+        return data if data else r["rcode"]
+
+    def wait_dns(self, name: str, expect: set[str] | str, qtype: str = "A", *,
+                 timeout: float = 30) -> None:
+        """Waits until every CoreDNS replica answers `expect` (a set of records, or an rcode
+        such as "NXDOMAIN") for `name`: the bed's caches have converged on the API state."""
+        for r in range(1, self.dns_replicas + 1):
+            if not self.process_running(f"coredns-{r}"):
+                continue  # stopped on purpose
+            self._wait(f"{name} {qtype} = {expect} at CoreDNS replica {r}",
+                       lambda: self.dns_answer(name, qtype, server=self.dns_ip(r)) == expect,
+                       timeout=timeout)
+
     def node_popen(self, node: str | None, argv: Sequence[str], **kw: Any) -> subprocess.Popen:
         """Starts a long-running command inside a node namespace; the caller owns the Popen."""
         return subprocess.Popen(["ip", "netns", "exec", self.node(node).netns, *argv], **kw)
@@ -1028,6 +1059,7 @@ class TestBed:
         """Idempotent tear-down: processes, namespaces (with their rules), /etc/netns, workdir."""
         if not _keep_lock:
             self._acquire_lock()
+        started = time.monotonic()
         try:
             keep = os.environ.get("SVCPROBE_TESTBED_KEEP_LOGS")
             if keep and self.logs.exists():
@@ -1036,7 +1068,7 @@ class TestBed:
                 for f in self.logs.glob("*.log"):
                     shutil.copy2(f, dest / f.name)
             names = self._our_netns()
-            self._kill_netns_processes(names)
+            self._kill_netns_processes(names, grace=3)
             for name in list(self._procs):
                 self.stop_process(name, timeout=5)
             for netns in names:
@@ -1055,6 +1087,8 @@ class TestBed:
             left = self._our_netns()
             if left:
                 raise TestBedError(f"tear-down left network namespaces behind: {left}")
+            if names:
+                self._log(f"down in {time.monotonic() - started:.1f}s ({len(names)} namespaces)")
         finally:
             if not _keep_lock:
                 self._release_lock()

@@ -7,6 +7,7 @@ Prints one JSON object. Independent of the agent, so the bed can be checked on i
                                                          search list and ndots, like a pod
     nsprobe.py getaddrinfo NAME                          the C library's resolver (glibc)
     nsprobe.py tcp IP PORT [--timeout S]                 connect, read the backend's banner line
+    nsprobe.py http URL [--timeout S]                    GET; status and body
 """
 from __future__ import annotations
 
@@ -105,6 +106,19 @@ def cmd_tcp(a) -> dict:
                 "error": f"{type(e).__name__}: {e}", "seconds": time.monotonic() - t0}
 
 
+def cmd_http(a) -> dict:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(a.url, timeout=a.timeout) as r:
+            return {"result": "ok", "status": r.status, "body": r.read().decode(errors="replace")}
+    except urllib.error.HTTPError as e:
+        return {"result": "ok", "status": e.code, "body": e.read().decode(errors="replace")}
+    except (OSError, urllib.error.URLError) as e:
+        return {"result": "error", "error": str(e)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -125,9 +139,12 @@ def main() -> int:
     t.add_argument("ip")
     t.add_argument("port", type=int)
     t.add_argument("--timeout", type=float, default=2.0)
+    h = sub.add_parser("http")
+    h.add_argument("url")
+    h.add_argument("--timeout", type=float, default=5.0)
     a = ap.parse_args()
     out = {"dns": cmd_dns, "resolve": cmd_resolve, "getaddrinfo": cmd_getaddrinfo,
-           "tcp": cmd_tcp}[a.cmd](a)
+           "tcp": cmd_tcp, "http": cmd_http}[a.cmd](a)
     print(json.dumps(out))
     return 0
 
