@@ -1,0 +1,355 @@
+"""svcprobe against the real test bed: Services made through the API, faults injected into the
+real CoreDNS, kube-proxy and backends, each detected on the right path with the right result, then
+recovered.
+
+The agent runs inside a node namespace (pod-like /etc/resolv.conf, kube-proxy rules of that
+node) and reads `kubectl get svc,endpointslices -A -o yaml` through --inventory. It is limited to
+the scenario's namespace (the canaries default/kubernetes and kube-system/kube-dns are always
+probed), so objects of other e2e tests do not leak into the assertions.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from testbed.bed import KUBE_DNS_IP, Backend, TestBed, eventually
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+WEB_PORTS = [("http", 80, "TCP", 8080), ("https", 443, "TCP", 8443)]
+WEB_SLICE_PORTS = [("http", 8080, "TCP"), ("https", 8443, "TCP")]
+DB_PORTS = [("pg", 5432, "TCP")]
+DB_SLICE_PORTS = [("pg", 5432, "TCP")]
+FORMS = {"short", "namespace", "svc", "fqdn"}
+
+
+@dataclass
+class Shop:
+    ns: str
+    web: list[Backend]
+    db: list[Backend]
+    web_ip: str
+
+    def restore(self, bed: TestBed) -> None:
+        """Back to the healthy state every scenario starts from."""
+        for r in range(1, bed.dns_replicas + 1):
+            if not bed.process_running(f"coredns-{r}"):
+                bed.start_coredns(r)
+        for b in self.web + self.db:
+            if not b.running:
+                bed.start_backend(b.name)
+        for node in bed.nodes:
+            if not bed.process_running(f"kube-proxy-{node}"):
+                bed.start_kube_proxy(node)
+        bed.set_endpoints(self.ns, "web", self.web, ports=WEB_SLICE_PORTS)
+        bed.set_endpoints(self.ns, "db", [{"ip": b.ip, "hostname": b.name, "target": b.name}
+                                          for b in self.db], ports=DB_SLICE_PORTS)
+        for node in bed.nodes:
+            bed.wait_proxy_rule(node, self.web_ip, endpoints=self.web)
+        # DNS caches (TTL 5 s in the bed) may still hold the answers of the last scenario.
+        bed.wait_dns(f"db.{self.ns}.svc.cluster.local.", {b.ip for b in self.db})
+        bed.wait_dns(f"db.{self.ns}.svc.cluster.local.", "NOERROR", "AAAA")
+
+
+@pytest.fixture(scope="module")
+def shop(bed: TestBed) -> Iterator[Shop]:
+    """Namespace with a multi-port ClusterIP Service (named ports), a headless Service whose
+    endpoints have hostnames, and an ExternalName Service; all created through the API."""
+    ns = f"shop-{os.getpid() % 100000}"
+    bed.ensure_namespace(ns)
+    web = [bed.add_backend(f"shopweb{i}-{ns[-5:]}", ports=[8080, 8443]) for i in range(2)]
+    db = [bed.add_backend(f"shopdb{i}-{ns[-5:]}", ports=[5432]) for i in range(2)]
+    svc = bed.create_service(ns, "web", ports=WEB_PORTS)
+    bed.create_service(ns, "db", headless=True, ports=DB_PORTS)
+    bed.create_service(ns, "ext", external_name=f"web.{ns}.svc.cluster.local", ports=[])
+    shop = Shop(ns, web, db, svc["spec"]["clusterIP"])
+    shop.restore(bed)
+    yield shop
+    for b in web + db:
+        bed.remove_backend(b.name)
+
+
+@dataclass
+class Check:
+    rc: int
+    results: list[dict[str, Any]]
+    stderr: str
+
+    def select(self, **kw: Any) -> list[dict[str, Any]]:
+        return [r for r in self.results if all(r.get(k) == v for k, v in kw.items())]
+
+    def failing(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if not r["passing"]]
+
+    def summary(self, rows: list[dict[str, Any]] | None = None) -> str:
+        rows = self.failing() if rows is None else rows
+        return "\n".join(
+            f"{r['namespace']}/{r['service']} {r['check']} {r['path']} {r['form'] or r['target']} "
+            f"{r['qtype'] or ''} {r['address']}:{r['port']} -> {r['result']} {r['detail']}"
+            for r in rows) or "(none)"
+
+
+def run_check(bed: TestBed, shop: Shop, node: str = "node1", **env: str) -> Check:
+    """One `svcprobe check --output json` sweep inside `node` against a fresh inventory dump."""
+    inv = bed.workdir / f"inventory-{node}.yaml"
+    inv.write_text(bed.inventory_yaml())
+    envs = {"SVCPROBE_SELECTION_NAMESPACES": shop.ns, "SVCPROBE_SHARDING_REPLICAS": "0",
+            "SVCPROBE_DNS_GRACE_SECONDS": "0", **env}
+    cp = bed.node_exec(node, ["env", *(f"{k}={v}" for k, v in envs.items()),
+                              sys.executable, "-m", "agent", "check", "--inventory", str(inv),
+                              "--output", "json"], timeout=180)
+    assert cp.returncode in (0, 1), f"svcprobe check exited {cp.returncode}: {cp.stderr}"
+    return Check(cp.returncode, json.loads(cp.stdout)["results"], cp.stderr)
+
+
+def assert_healthy(bed: TestBed, shop: Shop, node: str = "node1") -> Check:
+    c = run_check(bed, shop, node)
+    assert c.rc == 0 and not c.failing(), c.summary()
+    return c
+
+
+def test_services_resolved_in_all_forms_and_probed(bed: TestBed, shop: Shop) -> None:
+    for node in bed.nodes:
+        c = assert_healthy(bed, shop, node)
+        ns = shop.ns
+        # ClusterIP, multi-port with named ports
+        web_dns = c.select(service="web", check="dns", path="resolver")
+        assert {r["form"] for r in web_dns if r["qtype"] == "A"} == FORMS
+        assert all(r["answer"] == [shop.web_ip] for r in web_dns if r["qtype"] == "A")
+        assert {r["name"] for r in c.select(service="web", qtype="SRV")} == {
+            f"_http._tcp.web.{ns}.svc.cluster.local.", f"_https._tcp.web.{ns}.svc.cluster.local."}
+        assert {(r["address"], r["port"]) for r in c.select(service="web", path="cluster_ip")} == \
+            {(shop.web_ip, 80), (shop.web_ip, 443)}
+        assert {(r["address"], r["port"]) for r in c.select(service="web", check="tcp",
+                                                           path="endpoint")} == \
+            {(b.ip, p) for b in shop.web for p in (8080, 8443)}
+        # headless with hostnames: A = the ready endpoints, SRV, TCP to every endpoint
+        db_a = c.select(service="db", check="dns", qtype="A")
+        assert {r["form"] for r in db_a} == FORMS
+        assert all(sorted(r["answer"]) == sorted(b.ip for b in shop.db) for r in db_a)
+        assert c.select(service="db", qtype="SRV")
+        assert {r["address"] for r in c.select(service="db", check="tcp")} == {b.ip for b in shop.db}
+        # ExternalName: CNAME
+        ext = c.select(service="ext", check="dns")
+        assert {r["form"] for r in ext} == FORMS and all(r["qtype"] == "CNAME" for r in ext)
+        # the DNS paths: the resolver, the kube-dns ClusterIP, each CoreDNS replica
+        dns_paths = {(r["path"], r["address"]) for r in c.select(check="dns")}
+        assert {("resolver", KUBE_DNS_IP), ("cluster_ip", KUBE_DNS_IP)} <= dns_paths
+        assert {("endpoint", bed.dns_ip(i)) for i in range(1, bed.dns_replicas + 1)} <= dns_paths
+
+
+def test_coredns_stopped_then_recovered(bed: TestBed, shop: Shop) -> None:
+    try:
+        for r in range(1, bed.dns_replicas + 1):
+            bed.stop_coredns(r)
+        c = run_check(bed, shop)
+        assert c.rc == 1
+        dns = c.select(check="dns")
+        assert dns and all(r["result"] == "timeout" for r in dns), c.summary(dns)
+        assert {r["address"] for r in c.select(check="dns", path="endpoint")} == \
+            {bed.dns_ip(i) for i in range(1, bed.dns_replicas + 1)}
+        # TCP to the web Services is unaffected: DNS is the culprit, not the data plane.
+        assert all(r["passing"] for r in c.select(service="web", check="tcp"))
+    finally:
+        shop.restore(bed)
+    assert_healthy(bed, shop)
+
+
+def test_one_of_two_coredns_replicas_dead(bed: TestBed, shop: Shop) -> None:
+    dead, alive = bed.dns_ip(2), bed.dns_ip(1)
+    try:
+        bed.stop_coredns(2)
+        c = run_check(bed, shop)
+        assert c.rc == 1
+        at_dead = c.select(check="dns", path="endpoint", address=dead)
+        at_alive = c.select(check="dns", path="endpoint", address=alive)
+        assert at_dead and all(r["result"] == "timeout" for r in at_dead), c.summary(at_dead)
+        assert at_alive and all(r["result"] == "ok" for r in at_alive), c.summary(at_alive)
+        assert [r["result"] for r in c.select(service="kube-dns", check="tcp", address=dead)] == \
+            ["refused"]
+        # whatever fails on the resolver/ClusterIP paths is a timeout (half the queries are
+        # sent to the dead replica by kube-proxy), never a wrong answer
+        assert {r["result"] for r in c.failing() if r["check"] == "dns"} <= {"timeout"}
+    finally:
+        shop.restore(bed)
+    assert_healthy(bed, shop)
+
+
+def test_one_replica_gives_a_wrong_answer(bed: TestBed, shop: Shop) -> None:
+    liar, honest = bed.dns_ip(2), bed.dns_ip(1)
+    name = "kubernetes.default.svc.cluster.local"
+    try:
+        bed.start_coredns(2, extra=f"hosts {{\n  198.19.1.254 {name}\n  fallthrough\n}}")
+        c = run_check(bed, shop)
+        wrong = c.select(service="kubernetes", check="dns", path="endpoint", address=liar,
+                         qtype="A")
+        assert [r["result"] for r in wrong] == ["wrong_answer"], c.summary(wrong)
+        assert wrong[0]["answer"] == ["198.19.1.254"]
+        assert all(r["result"] == "ok" for r in c.select(check="dns", path="endpoint",
+                                                         address=honest))
+    finally:
+        bed.start_coredns(2)
+        shop.restore(bed)
+    assert_healthy(bed, shop)
+
+
+def test_wrong_answer_for_one_name(bed: TestBed, shop: Shop) -> None:
+    fqdn = f"web.{shop.ns}.svc.cluster.local"
+    try:
+        for r in range(1, bed.dns_replicas + 1):
+            bed.start_coredns(r, extra=f"hosts {{\n  198.19.1.250 {fqdn}\n  fallthrough\n}}")
+        c = run_check(bed, shop)
+        assert c.rc == 1
+        web_a = c.select(service="web", check="dns", qtype="A", path="resolver")
+        assert {r["form"] for r in web_a} == FORMS
+        assert all(r["result"] == "wrong_answer" and r["answer"] == ["198.19.1.250"]
+                   for r in web_a), c.summary(web_a)
+        # Only that name is wrong.
+        others = [r for r in c.failing() if not (r["service"] == "web" and r["qtype"] == "A")]
+        assert not others, c.summary(others)
+    finally:
+        for r in range(1, bed.dns_replicas + 1):
+            bed.start_coredns(r)
+        shop.restore(bed)
+    assert_healthy(bed, shop)
+
+
+def test_backend_killed(bed: TestBed, shop: Shop) -> None:
+    dead = shop.web[1]
+    try:
+        bed.stop_backend(dead.name)
+        c = run_check(bed, shop)
+        assert c.rc == 1
+        ep = c.select(service="web", check="tcp", path="endpoint", address=dead.ip)
+        assert sorted((r["port"], r["result"]) for r in ep) == [(8080, "refused"), (8443, "refused")]
+        alive = c.select(service="web", check="tcp", path="endpoint", address=shop.web[0].ip)
+        assert alive and all(r["result"] == "ok" for r in alive)
+        assert all(r["passing"] for r in c.select(check="dns")), c.summary()
+        # The ClusterIP may land on either endpoint: refused or ok, nothing else.
+        assert {r["result"] for r in c.select(service="web", path="cluster_ip")} <= {"ok", "refused"}
+    finally:
+        shop.restore(bed)
+    assert_healthy(bed, shop)
+
+
+def test_kube_proxy_rules_flushed_on_one_node(bed: TestBed, shop: Shop) -> None:
+    try:
+        bed.flush_proxy_rules("node2")
+        c = run_check(bed, shop, "node2")
+        assert c.rc == 1
+        cluster_ip_tcp = c.select(check="tcp", path="cluster_ip")
+        assert {r["service"] for r in cluster_ip_tcp} >= {"web", "kubernetes", "kube-dns"}
+        assert all(r["result"] == "timeout" for r in cluster_ip_tcp), c.summary(cluster_ip_tcp)
+        # endpoints (TCP and each CoreDNS replica) are fine: the node's Service plumbing is broken
+        endpoint = c.select(path="endpoint")
+        assert endpoint and all(r["passing"] for r in endpoint), c.summary(endpoint)
+        # DNS through the kube-dns ClusterIP fails too, as it would for pods on that node
+        assert all(r["result"] == "timeout" for r in c.select(check="dns", path="cluster_ip"))
+        # the other node is healthy
+        assert_healthy(bed, shop, "node1")
+    finally:
+        shop.restore(bed)
+    assert_healthy(bed, shop, "node2")
+
+
+def test_all_endpoints_removed_is_not_an_alarm(bed: TestBed, shop: Shop) -> None:
+    try:
+        bed.set_endpoints(shop.ns, "web", [], ports=WEB_SLICE_PORTS)
+        bed.set_endpoints(shop.ns, "db", [], ports=DB_SLICE_PORTS)
+        for qtype in ("A", "AAAA"):  # TTL + cache
+            bed.wait_dns(f"db.{shop.ns}.svc.cluster.local.", "NXDOMAIN", qtype)
+        bed.wait_proxy_rule("node1", shop.web_ip)
+        eventually(lambda: f"{shop.web[0].ip}:8080" not in bed.proxy_rules("node1"),
+                   what="kube-proxy drops the endpoints")
+        c = run_check(bed, shop)
+        assert c.rc == 0, c.summary()
+        web_tcp = c.select(service="web", check="tcp")
+        assert sorted((r["path"], r["port"], r["result"]) for r in web_tcp) == [
+            ("cluster_ip", 80, "no_endpoints"), ("cluster_ip", 443, "no_endpoints")]
+        assert all(r["passing"] for r in web_tcp)
+        # the ClusterIP still resolves; the headless name is expected to be NXDOMAIN now
+        assert all(r["answer"] == [shop.web_ip]
+                   for r in c.select(service="web", check="dns", qtype="A"))
+        assert not c.select(service="db", check="tcp")
+    finally:
+        shop.restore(bed)
+    assert_healthy(bed, shop)
+
+
+def test_terminating_endpoint_during_rollout_is_not_an_alarm(bed: TestBed, shop: Shop) -> None:
+    old = shop.web[1]
+    try:
+        eps = [{"ip": shop.web[0].ip, "target": shop.web[0].name},
+               {"ip": old.ip, "target": old.name, "ready": False, "serving": True,
+                "terminating": True}]
+        bed.set_endpoints(shop.ns, "web", eps, ports=WEB_SLICE_PORTS)
+        bed.stop_backend(old.name)  # the old pod is going away
+        bed.wait_proxy_rule("node1", shop.web_ip, endpoints=[shop.web[0]])
+        eventually(lambda: f"{old.ip}:8080" not in bed.proxy_rules("node1"), timeout=30,
+                   what="kube-proxy drops the terminating endpoint")
+        c = run_check(bed, shop)
+        assert c.rc == 0, c.summary()
+        assert not c.select(check="tcp", address=old.ip)
+    finally:
+        shop.restore(bed)
+    assert_healthy(bed, shop)
+
+
+def test_metrics_show_the_failing_path(bed: TestBed, shop: Shop) -> None:
+    """`svcprobe run` in node1: a killed backend shows up in /metrics, and clears."""
+    node = bed.node("node1")
+    inv = bed.workdir / "inventory-run.yaml"
+    inv.write_text(bed.inventory_yaml())
+    env = {"SVCPROBE_SELECTION_NAMESPACES": shop.ns, "SVCPROBE_SHARDING_REPLICAS": "0",
+           "SVCPROBE_DNS_GRACE_SECONDS": "0", "SVCPROBE_SCHEDULER_INTERVAL_SECONDS": "2",
+           "SVCPROBE_INVENTORY_RELOAD_SECONDS": "1", "SVCPROBE_LISTEN": f"{node.ip}:9142",
+           "SVCPROBE_SHUTDOWN_DRAIN_SECONDS": "0"}
+    with open(bed.logs / "svcprobe-run.log", "wb") as log:
+        proc = bed.node_popen("node1", ["env", *(f"{k}={v}" for k, v in env.items()),
+                                        sys.executable, "-m", "agent", "run", "--inventory",
+                                        str(inv)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://{node.ip}:9142/metrics"
+
+    def samples() -> list[tuple[str, dict[str, str], float]]:
+        got = bed.probe("node1", "http", url)
+        if got.get("status") != 200:
+            return []
+        return [(s.name, s.labels, s.value)
+                for fam in text_string_to_metric_families(got["body"]) for s in fam.samples]
+
+    def failing_series() -> list[dict[str, str]]:
+        return [labels for name, labels, value in samples()
+                if name == "svcprobe_service_failing" and value == 1]
+
+    dead = shop.web[1]
+    want = {"namespace": shop.ns, "service": "web", "check": "tcp", "path": "endpoint",
+            "result": "refused"}
+    try:
+        eventually(lambda: any(n == "svcprobe_tcp_connects_total" for n, _, _ in samples()),
+                   timeout=60, what="agent serving metrics after a sweep")
+        bed.stop_backend(dead.name)
+        eventually(lambda: want in failing_series(), timeout=30,
+                   what=f"svcprobe_service_failing{want} == 1")
+        assert any(n == "svcprobe_tcp_connects_total" and v > 0 and
+                   lab == {"target": "endpoint", "family": "ipv4", "result": "refused"}
+                   for n, lab, v in samples())
+        bed.start_backend(dead.name)
+        eventually(lambda: not failing_series(), timeout=30,
+                   what="no failing series after recovery")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        shop.restore(bed)
