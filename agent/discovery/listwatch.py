@@ -42,6 +42,7 @@ Sleep = Callable[[float], Awaitable[None]]
 MAX_LINE_BYTES = 64 * 2**20  # one watch event; the API server's own limit is far lower
 MAX_ERROR_BODY = 64 * 2**10
 MAX_RETRY_AFTER = 300.0
+YIELD_EVERY = 64  # list items parsed between two returns to the event loop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -450,8 +451,10 @@ class Reflector:
                 raise StreamError("list response is not UTF-8") from None
             del body
             top: dict[str, Any] = {}
-            for item in iter_list_items(text, top):
+            for n, item in enumerate(iter_list_items(text, top), 1):
                 self._upsert(item, seen)
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # a page can take 100 ms: let probes run
             del text
             pages += 1
             meta = top.get("metadata")
@@ -551,6 +554,7 @@ class Reflector:
                 finally:
                     if self.generation != gen:
                         self.on_change()
+                await asyncio.sleep(0)  # a buffered burst must not monopolise the loop
         finally:
             resp.release()
         return got

@@ -18,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from agent import model
 from agent.discovery import listwatch
 from agent.discovery.client import ApiClient, ConnectionSpec, DiscoveryConfigError
 from agent.health import Health
+
+if TYPE_CHECKING:
+    from agent.settings import KubernetesSettings
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +88,17 @@ class KubeSource:
         self._stopped = asyncio.Event()
 
     @classmethod
-    def from_settings(cls, kubernetes: object, health: Health, **kwargs: object) -> KubeSource:
-        """From `settings.kubernetes` (KubernetesSettings); keyword arguments override."""
-        k: Mapping[str, object] = {
-            "kubeconfig": getattr(kubernetes, "kubeconfig"),
-            "context": getattr(kubernetes, "context"),
-            "page_size": getattr(kubernetes, "page_size"),
-            "watch_timeout_seconds": getattr(kubernetes, "watch_timeout_seconds"),
-            "read_timeout_seconds": getattr(kubernetes, "read_timeout_seconds"),
+    def from_settings(cls, kubernetes: KubernetesSettings, health: Health,
+                      **kwargs: Any) -> KubeSource:
+        """From `settings.kubernetes`; keyword arguments override or add (e.g. `connection`)."""
+        k: dict[str, Any] = {
+            "kubeconfig": kubernetes.kubeconfig,
+            "context": kubernetes.context,
+            "page_size": kubernetes.page_size,
+            "watch_timeout_seconds": kubernetes.watch_timeout_seconds,
+            "read_timeout_seconds": kubernetes.read_timeout_seconds,
         }
-        return cls(health, **{**k, **kwargs})  # type: ignore[arg-type]
+        return cls(health, **{**k, **kwargs})
 
     # ------------------------------------------------------------------ state
 

@@ -786,6 +786,28 @@ async def test_tls_server_not_signed_by_the_configured_ca_is_refused(
             await h2.stop()
 
 
+async def test_built_from_the_kubernetes_settings(api: FakeKubeAPI, tmp_path: Path) -> None:
+    from agent.settings import KubernetesSettings
+
+    populate(api, 4)
+    kc = write_kubeconfig(tmp_path / "kc", api.url, context="ctx-b")
+    k = KubernetesSettings(kubeconfig=str(kc), context="ctx-b", page_size=3,
+                           watch_timeout_seconds=40, read_timeout_seconds=50)
+    src = KubeSource.from_settings(k, Health(), publish_interval=0.01)
+    task = asyncio.create_task(src.run())
+    try:
+        assert await src.wait_synced(15)
+        assert names(src) == {f"shop/web{i}" for i in range(4)}
+        assert [r.params["limit"] for r in api.requests_for("services", "list")] == ["3", "3"]
+        await wait_for(lambda: api.watchers() == 2, "watches")
+        assert 40 <= int(api.requests_for("services", "watch")[0].params["timeoutSeconds"]) <= 80
+        assert src.describe() == f"kubeconfig {kc} context ctx-b"
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
 async def test_configuration_errors_name_the_problem(tmp_path: Path) -> None:
     missing = tmp_path / "nope" / "kubeconfig"
     src = KubeSource(Health(), kubeconfig=str(missing))
