@@ -17,8 +17,8 @@ FLAG_QR = 0x8000
 RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 
 _HEADER = struct.Struct("!HHHHHH")
-_RR = struct.Struct("!HHIH")
-_SRV = struct.Struct("!HHH")
+_ntop = socket.inet_ntop
+_AF_INET, _AF_INET6 = socket.AF_INET, socket.AF_INET6
 
 
 class WireError(ValueError):
@@ -80,46 +80,57 @@ def header(wire: bytes) -> tuple[int, int, int, int]:
     return qid, flags, qd, an
 
 
-def parse_answer(wire: bytes, qtype: int) -> tuple[int, int, list[str]]:
+def parse_answer(wire: bytes, qtype: int, question_end: int = 0) -> tuple[int, int, list[str]]:
     """(rcode, flags, records of `qtype` in the answer section, as text).
 
     SRV records come back as "port target" (priority and weight are not compared).
+    `question_end`: the offset just past the question section, for a caller that has already
+    matched the reply's one question (the engine does, byte for byte); used only when the
+    header says there is exactly one question, so the question need not be walked again.
     """
-    _qid, flags, qdcount, ancount = header(wire)
+    n = len(wire)
+    if n < 12:
+        raise WireError(f"reply of {n} bytes is shorter than a DNS header")
+    flags = (wire[2] << 8) | wire[3]
     if not flags & FLAG_QR:
         raise WireError("message is a query, not a reply")
-    rcode = flags & 0x000F
-    offset = 12
-    for _ in range(qdcount):
-        offset = skip_name(wire, offset) + 4
+    ancount = (wire[6] << 8) | wire[7]
+    if question_end and wire[4] == 0 and wire[5] == 1:
+        offset = question_end
+    else:
+        offset = 12
+        for _ in range((wire[4] << 8) | wire[5]):
+            offset = skip_name(wire, offset) + 4
     records: list[str] = []
-    n = len(wire)
     for _ in range(ancount):
-        offset = skip_name(wire, offset)
+        if offset < n and wire[offset] >= 0xC0:  # the usual owner: one compression pointer
+            offset += 2
+        else:
+            offset = skip_name(wire, offset)
         if offset + 10 > n:
             raise WireError("answer record runs past the end of the message")
-        rtype, _rclass, _ttl, rdlen = _RR.unpack_from(wire, offset)
-        offset += 10
-        if offset + rdlen > n:
+        start = offset + 10
+        end = start + ((wire[offset + 8] << 8) | wire[offset + 9])
+        if end > n:
             raise WireError("record data runs past the end of the message")
-        if rtype == qtype:
-            if rtype == TYPE_A:
-                if rdlen != 4:
-                    raise WireError(f"A record of {rdlen} bytes")
-                records.append(socket.inet_ntop(socket.AF_INET, wire[offset : offset + 4]))
-            elif rtype == TYPE_AAAA:
-                if rdlen != 16:
-                    raise WireError(f"AAAA record of {rdlen} bytes")
-                records.append(socket.inet_ntop(socket.AF_INET6, wire[offset : offset + 16]))
-            elif rtype == TYPE_CNAME:
-                records.append(read_name(wire, offset)[0])
-            elif rtype == TYPE_SRV:
-                if rdlen < 7:
-                    raise WireError(f"SRV record of {rdlen} bytes")
-                _prio, _weight, port = _SRV.unpack_from(wire, offset)
-                records.append(f"{port} {read_name(wire, offset + 6)[0]}")
-        offset += rdlen
-    return rcode, flags, records
+        if ((wire[offset] << 8) | wire[offset + 1]) == qtype:
+            if qtype == TYPE_A:
+                if end - start != 4:
+                    raise WireError(f"A record of {end - start} bytes")
+                records.append(_ntop(_AF_INET, wire[start:end]))
+            elif qtype == TYPE_AAAA:
+                if end - start != 16:
+                    raise WireError(f"AAAA record of {end - start} bytes")
+                records.append(_ntop(_AF_INET6, wire[start:end]))
+            elif qtype == TYPE_CNAME:
+                records.append(read_name(wire, start)[0])
+            elif qtype == TYPE_SRV:
+                if end - start < 7:
+                    raise WireError(f"SRV record of {end - start} bytes")
+                port = (wire[start + 4] << 8) | wire[start + 5]  # after priority and weight
+                records.append(f"{port} {read_name(wire, start + 6)[0]}")
+        offset = end
+    return flags & 0x000F, flags, records
 
 
 def question_bytes(wire: bytes) -> bytes:
