@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from chartlib import (CHART, DASHBOARD, KUBE_VERSION, RULES, all_switches_on, by_kind,
-                      helm_template, one, render, run, tool)
+from tests.chart.chartlib import (
+    CHART, DASHBOARD, KUBE_VERSION, RULES, all_switches_on, by_kind, helm_template, one, render,
+    run, tool,
+)
 
 CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
 OPTIONAL = {  # switch -> kinds it adds

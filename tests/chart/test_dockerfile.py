@@ -21,7 +21,7 @@ import venv
 import pytest
 from packaging.requirements import Requirement
 
-from chartlib import CACHE_BIN, ROOT, run
+from tests.chart.chartlib import CACHE_BIN, ROOT, run
 
 DOCKERFILE = ROOT / "Dockerfile"
 PINS = ROOT / "requirements-image.txt"

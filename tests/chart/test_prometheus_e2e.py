@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from chartlib import ROOT, RULES, dashboard_queries, grafana_expand, tool
+from tests.chart.chartlib import ROOT, RULES, dashboard_queries, grafana_expand, tool
 
 pytestmark = pytest.mark.integration
 

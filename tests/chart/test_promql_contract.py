@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
-from chartlib import (TARGET_LABELS, dashboard_queries, grafana_expand, inspect_promql,
-                      metric_contract, rule_queries, rules)
+from tests.chart.chartlib import (
+    TARGET_LABELS, dashboard_queries, grafana_expand, inspect_promql, metric_contract,
+    rule_queries, rules,
+)
 
 # Series that are not the agent's but are fair to use: Prometheus's own per-target series.
 PROMETHEUS_SERIES = {"up": set()}

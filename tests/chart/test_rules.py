@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from chartlib import (RULE_TESTS, RULES, RUNBOOK, alerts, inspect_promql, metric_contract,
-                      rules, run, tool)
+from tests.chart.chartlib import (
+    RULE_TESTS, RULES, RUNBOOK, alerts, inspect_promql, metric_contract, rules, run, tool,
+)
 
 SEVERITIES = {"warning", "critical"}
 MIN_FOR_SECONDS = 5 * 60

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chartlib import CHART, DASHBOARDS
+from tests.chart.chartlib import CHART, DASHBOARDS
 
 
 @pytest.mark.parametrize("name", ["svcprobe-rules.yaml", "svcprobe-dashboard.json"])
