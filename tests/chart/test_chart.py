@@ -186,7 +186,7 @@ def test_config_is_rendered_verbatim() -> None:
     config = {"listen": "0.0.0.0:9142", "log_level": "warning",
               "dns": {"forms": ["fqdn"], "query_budget_per_second": 5},
               "scheduler": {"interval_seconds": 60}, "metrics": {"series_budget": 300},
-              "some_future_key": {"nested": [1, 2, 3]}}
+              "selection": {"canaries": ["kube-system/metrics-server"], "namespaces": []}}
     cm = one(render({"config": config}), "ConfigMap")
     # Helm merges user values over the chart's defaults (listen, log_level, log_format).
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())["config"]
