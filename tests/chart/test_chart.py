@@ -159,6 +159,7 @@ def test_downward_api_identity_env() -> None:
     assert env["SVCPROBE_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert env["SVCPROBE_POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     assert env["SVCPROBE_POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert env["SVCPROBE_SHARDING_PEERS_SERVICE"]["value"] == "monitoring/probe-svcprobe"
     assert env["SVCPROBE_LOG_LEVEL"]["value"] == "debug"
 
 
