@@ -36,6 +36,8 @@ TCP_FAILED = 'result!~"ok|no_endpoints"'  # no_endpoints is expected, not a fail
 TCP_ATTEMPTED = 'result!="no_endpoints"'
 SVC_NS = 'namespace=~"$namespace"'
 NOT_SELECTED = 'kind!="selected"'  # "selected" is cluster-wide, the same on every agent
+OWNED = 'kind="owned"'
+SELECTED = 'kind="selected"'
 
 
 def sel(*extra: str) -> str:
@@ -315,6 +317,24 @@ def build() -> dict[str, Any]:
          target(f"sum by (node, kind) (svcprobe_shard_services{sel(NOT_SELECTED)})",
                 "{{node}} {{kind}}", ref="B")], "none"), 8, 8)
     L.add(timeseries(
+        "Each agent's share of the Services",
+        "Services an agent owns (probes as one of their sharding.replicas agents) over the "
+        "Services selected cluster-wide, per node. With N agents and R replicas each share is "
+        "about R/N; one agent far off means it sees a different set of peers.",
+        [target(f"sum by (node) (svcprobe_shard_services{sel(OWNED)})\n"
+                f"/\nsum by (node) (svcprobe_shard_services{sel(SELECTED)})", "{{node}}")],
+        "percentunit", max_=1), 8, 8)
+    L.add(timeseries(
+        "Agents probing each Service",
+        "Owned Services summed over the agents in scope, over the Services selected: how many "
+        "agents probe an average Service (with every node in scope it should equal "
+        "min(sharding.replicas, peers); less means Services nobody probes, from agents that "
+        "disagree about their peers). \"svcprobe's DNS load: sent vs expected\" shows what "
+        "that coverage costs.",
+        [target(f"sum(svcprobe_shard_services{sel(OWNED)})\n"
+                f"/\nmax(svcprobe_shard_services{sel(SELECTED)})", "agents per Service")],
+        "none"), 8, 8)
+    L.add(timeseries(
         "DNS lookups by path",
         "Lookups per second by path, all agents in scope.",
         [target(f"sum by (path) (rate(svcprobe_dns_lookups_total{sel()}[{RI}]))", "{{path}}")],
@@ -361,14 +381,17 @@ def build() -> dict[str, Any]:
     L.add(timeseries(
         "Discovery: watch restarts and relists",
         "Watch streams restarted (by resource and reason) and full relists per second. "
-        "Routine restarts happen every few minutes; a steady stream means API trouble.",
+        "reason=\"closed\" is routine (the API server ends each watch after its timeout, every "
+        "5-10 minutes); any other reason is a failure, and a steady stream of them means API "
+        "trouble (SvcprobeDiscoveryWatchFailing).",
         [target(f"sum by (resource, reason) (rate(svcprobe_watch_restarts_total{sel()}[{RI}]))",
                 "restart {{resource}} {{reason}}"),
          target(f"sum by (resource) (rate(svcprobe_relists_total{sel()}[{RI}]))",
                 "relist {{resource}}", ref="B")], "ops"), 8, 8)
     L.add(timeseries(
         "Kubernetes API synced",
-        "1 once an agent's first list+watch has completed; 0 while it has no inventory.",
+        "1 once an agent's first list+watch has completed; 0 while it has no inventory. "
+        "Absent for agents that read a static inventory file.",
         [target(f"min by (node) (svcprobe_kube_synced{sel()})", "{{node}}")], "none", max_=1),
         8, 8)
     L.add(timeseries(

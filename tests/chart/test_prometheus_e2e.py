@@ -43,6 +43,8 @@ EMPTY_IN_DEMO = {
         "a static inventory has no Kubernetes watch to restart",
     "panel 'Discovery: watch restarts and relists' target B":
         "a static inventory is never relisted",
+    "panel 'Kubernetes API synced' target A":
+        "svcprobe_kube_synced exists only with Kubernetes API discovery, not a static inventory",
 }
 
 
