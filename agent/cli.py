@@ -21,7 +21,7 @@ import yaml
 from agent import __version__, settings as settings_mod
 from agent.health import Health
 from agent.inventory import static
-from agent.inventory.source import StaticSource
+from agent.inventory.source import Source, StaticSource
 
 log = logging.getLogger("agent")
 
@@ -133,11 +133,14 @@ def setup_logging(level: str, fmt: str = "text") -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def open_source(s: settings_mod.Settings, health: Health, *, strict: bool) -> StaticSource:
-    """The inventory source for these settings; raises UsageError on a bad static inventory."""
+def open_source(s: settings_mod.Settings, health: Health, *, strict: bool) -> Source:
+    """The inventory source for these settings: the static file when one is given, else the
+    Kubernetes API. Raises UsageError on a bad static inventory."""
     if not s.inventory.file:
-        raise UsageError("no inventory: give --inventory FILE (or inventory.file); "
-                         "Kubernetes API discovery is not built into this version yet")
+        from agent.discovery.source import KubeSource
+
+        health.kube_discovery = True
+        return KubeSource.from_settings(s.kubernetes, health)
     source = StaticSource(s.inventory.file, health, reload_seconds=s.inventory.reload_seconds)
     try:
         result = source.load_initial()
@@ -154,8 +157,16 @@ async def _check(s: settings_mod.Settings, args: argparse.Namespace) -> int:
 
     health = Health()
     source = open_source(s, health, strict=True)
-    agent = Agent(s, source, health)
-    stats = await agent.check_once()
+    watch: asyncio.Task[None] | None = None
+    try:
+        if health.kube_discovery:
+            watch = await _sync_from_api(source, s)
+        agent = Agent(s, source, health)
+        stats = await agent.check_once()
+    finally:
+        if watch is not None:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
     results = agent.store.snapshot()
     if args.output == "json":
         sys.stdout.write(report.to_json(results, stats) + "\n")
@@ -164,11 +175,44 @@ async def _check(s: settings_mod.Settings, args: argparse.Namespace) -> int:
     return EXIT_FAILING if any(not r.passing for r in results) else EXIT_OK
 
 
+async def _sync_from_api(source: Source, s: settings_mod.Settings) -> asyncio.Task[None]:
+    """Start the list+watch and wait for the first full sync (`check` against a live cluster)."""
+    from agent.discovery.source import DiscoveryConfigError, KubeSource
+
+    assert isinstance(source, KubeSource)
+    try:
+        await source.connect()
+    except DiscoveryConfigError as exc:
+        raise UsageError(f"Kubernetes API: {exc}") from None
+    task = asyncio.create_task(source.run(), name="svcprobe-discovery")
+    try:
+        synced = await source.wait_synced(SYNC_TIMEOUT)
+    except DiscoveryConfigError as exc:
+        task.cancel()
+        raise UsageError(f"Kubernetes API: {exc}") from None
+    if not synced:
+        task.cancel()
+        raise UsageError(f"Kubernetes API {source.server}: no full list of Services and EndpointSlices "
+                         f"within {SYNC_TIMEOUT:.0f}s: {source.last_error or 'no answer'}")
+    return task
+
+
+SYNC_TIMEOUT = 60.0
+
+
 async def _run(s: settings_mod.Settings) -> int:
     from agent.runner import Agent
 
     health = Health()
     source = open_source(s, health, strict=True)
+    if health.kube_discovery:
+        from agent.discovery.source import DiscoveryConfigError, KubeSource
+
+        assert isinstance(source, KubeSource)
+        try:  # a bad kubeconfig or missing ServiceAccount is a configuration error: say so now
+            await source.connect()
+        except DiscoveryConfigError as exc:
+            raise UsageError(f"Kubernetes API: {exc}") from None
     await Agent(s, source, health).run()
     return EXIT_OK
 

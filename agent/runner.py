@@ -90,14 +90,15 @@ class Agent:
         self.plan_settings = plan_settings(s)
         self.target_settings = target_settings(s)
         self.changes = ChangeTracker(s.dns.grace_seconds)
-        self.changes.observe(source.inventory)
-        self._seen: model.Inventory = source.inventory
+        self._seen: model.Inventory | None = None
         self._targets: targets.Targets | None = None
 
     def targets(self) -> targets.Targets:
         inventory = self.source.inventory
         if inventory is not self._seen:
-            self.changes.observe(inventory)
+            # The first synced inventory is the baseline: what exists at start counts as settled.
+            if self.health.inventory_synced:
+                self.changes.observe(inventory)
             self._seen, self._targets = inventory, None
         if self._targets is None:  # sharding is recomputed only when the inventory changed
             self._targets = targets.choose(inventory, self.target_settings)
@@ -154,6 +155,11 @@ class Agent:
             self.source.changed.clear()
             self.store.retain_services(s.key for s in self.targets().services)
 
+    async def _sweep_when_synced(self) -> None:
+        while not self.health.inventory_synced:  # no sweeps over a half-listed cluster
+            await asyncio.sleep(0.2)
+        await self.scheduler.run_forever(self.plan)
+
     async def run(self, *, stop: asyncio.Event | None = None,
                   on_listening: Callable[[str, int], Awaitable[None] | None] | None = None) -> None:
         """Serve and sweep until `stop` is set or SIGTERM/SIGINT arrives."""
@@ -181,7 +187,7 @@ class Agent:
         tasks = [
             asyncio.create_task(self.source.run(), name="svcprobe-inventory"),
             asyncio.create_task(self._forget_removed(), name="svcprobe-forget"),
-            asyncio.create_task(self.scheduler.run_forever(self.plan), name="svcprobe-scheduler"),
+            asyncio.create_task(self._sweep_when_synced(), name="svcprobe-scheduler"),
         ]
         stopper = asyncio.create_task(stop.wait(), name="svcprobe-stop")
         try:
