@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Test prerequisites for the chart, alert rules and dashboard (tests/chart/, marker `chart`):
 #   - Debian's prometheus package (prometheus + promtool)
-#   - helm v3 and Grafana's dashboard-linter, built with Go into the shared cache
+#   - helm v3 and Grafana's dashboard-linter, built with Go into the shared cache (helm is also
+#     what tests/e2e/test_helm_install.py installs the chart into the test bed with)
 #     (cloudflare/pint is not served by the Go module proxy reachable here, so the rules are
 #     linted by `promtool check rules --lint` and by tests/chart/test_rules_lint.py instead)
 #   - svcprobe-promql-inspect (tests/chart/promql_inspect): Prometheus's own PromQL parser, used to
