@@ -1,12 +1,15 @@
-"""The hot path of DNS answers: just enough wire-format reading to check an answer.
+"""The hot path of DNS messages: just enough wire format to ask and to check an answer.
 
-dnspython builds the queries and decodes anything this reader refuses (and every answer
-shown in a trace), but a full `dns.message.from_wire` costs several times a UDP round trip
-on loopback, so the records the agent compares (A, AAAA, CNAME, SRV) are read here.
+dnspython decodes anything this reader refuses (and every answer shown in a trace) and
+builds the queries for names that are not plain host names, but a full
+`dns.message.from_wire` costs several times a UDP round trip on loopback, and
+`dns.message.make_query` about a hundred, so plain queries are built and the records the
+agent compares (A, AAAA, CNAME, SRV) are read here.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 
@@ -17,8 +20,12 @@ FLAG_QR = 0x8000
 RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 
 _HEADER = struct.Struct("!HHHHHH")
+_rr = struct.Struct("!HHIH").unpack_from  # type, class, ttl, rdlength
 _ntop = socket.inet_ntop
 _AF_INET, _AF_INET6 = socket.AF_INET, socket.AF_INET6
+# Address bytes -> text: the same Service and endpoint addresses come back every sweep.
+_ADDRESS_TEXT: dict[bytes, str] = {}
+_ADDRESS_TEXT_MAX = 65536
 
 
 class WireError(ValueError):
@@ -80,6 +87,14 @@ def header(wire: bytes) -> tuple[int, int, int, int]:
     return qid, flags, qd, an
 
 
+def _address_text(data: bytes) -> str:
+    """An A/AAAA record's address as text (inet_ntop costs a few of these dict look-ups)."""
+    if len(_ADDRESS_TEXT) >= _ADDRESS_TEXT_MAX:
+        _ADDRESS_TEXT.clear()
+    text = _ADDRESS_TEXT[data] = _ntop(_AF_INET if len(data) == 4 else _AF_INET6, data)
+    return text
+
+
 def parse_answer(wire: bytes, qtype: int, question_end: int = 0) -> tuple[int, int, list[str]]:
     """(rcode, flags, records of `qtype` in the answer section, as text).
 
@@ -94,7 +109,6 @@ def parse_answer(wire: bytes, qtype: int, question_end: int = 0) -> tuple[int, i
     flags = (wire[2] << 8) | wire[3]
     if not flags & FLAG_QR:
         raise WireError("message is a query, not a reply")
-    ancount = (wire[6] << 8) | wire[7]
     if question_end and wire[4] == 0 and wire[5] == 1:
         offset = question_end
     else:
@@ -102,34 +116,32 @@ def parse_answer(wire: bytes, qtype: int, question_end: int = 0) -> tuple[int, i
         for _ in range((wire[4] << 8) | wire[5]):
             offset = skip_name(wire, offset) + 4
     records: list[str] = []
-    for _ in range(ancount):
+    for _ in range((wire[6] << 8) | wire[7]):
         if offset < n and wire[offset] >= 0xC0:  # the usual owner: one compression pointer
             offset += 2
         else:
             offset = skip_name(wire, offset)
         if offset + 10 > n:
             raise WireError("answer record runs past the end of the message")
+        rtype, _rclass, _ttl, rdlen = _rr(wire, offset)
         start = offset + 10
-        end = start + ((wire[offset + 8] << 8) | wire[offset + 9])
-        if end > n:
+        offset = start + rdlen
+        if offset > n:
             raise WireError("record data runs past the end of the message")
-        if ((wire[offset] << 8) | wire[offset + 1]) == qtype:
-            if qtype == TYPE_A:
-                if end - start != 4:
-                    raise WireError(f"A record of {end - start} bytes")
-                records.append(_ntop(_AF_INET, wire[start:end]))
-            elif qtype == TYPE_AAAA:
-                if end - start != 16:
-                    raise WireError(f"AAAA record of {end - start} bytes")
-                records.append(_ntop(_AF_INET6, wire[start:end]))
+        if rtype == qtype:
+            if qtype == TYPE_A or qtype == TYPE_AAAA:
+                if rdlen != (4 if qtype == TYPE_A else 16):
+                    raise WireError(f"{'A' if qtype == TYPE_A else 'AAAA'} record of {rdlen} bytes")
+                data = wire[start:offset]
+                text = _ADDRESS_TEXT.get(data)
+                records.append(text if text is not None else _address_text(data))
             elif qtype == TYPE_CNAME:
                 records.append(read_name(wire, start)[0])
             elif qtype == TYPE_SRV:
-                if end - start < 7:
-                    raise WireError(f"SRV record of {end - start} bytes")
+                if rdlen < 7:
+                    raise WireError(f"SRV record of {rdlen} bytes")
                 port = (wire[start + 4] << 8) | wire[start + 5]  # after priority and weight
                 records.append(f"{port} {read_name(wire, start + 6)[0]}")
-        offset = end
     return flags & 0x000F, flags, records
 
 
@@ -137,3 +149,29 @@ def question_bytes(wire: bytes) -> bytes:
     """The question section of a one-question message, lower-cased for comparison."""
     end = skip_name(wire, 12) + 4
     return wire[12:end].lower()
+
+
+_PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?|\.")
+_QUERY_HEADER = struct.pack("!HHHHHH", 0, 0x0100, 1, 0, 0, 0)  # id 0, RD, one question
+
+
+def query_message(qname: str, qtype: int) -> bytes:
+    """A recursive query for (qname, qtype) with id 0 and no EDNS, byte for byte what
+    `dns.message.make_query(qname, qtype, use_edns=False)` builds (the name taken as
+    absolute). Plain host names are encoded here; dnspython does the rest (escapes, IDNA)
+    and raises its errors for names that are not valid."""
+    if len(qname.rstrip(".")) <= 253 and _PLAIN_NAME.fullmatch(qname):
+        parts = [_QUERY_HEADER]
+        for label in qname.split("."):
+            if label:
+                parts.append(bytes((len(label),)))
+                parts.append(label.encode("ascii"))
+        parts.append(b"\x00")
+        parts.append(struct.pack("!HH", qtype, 1))
+        return b"".join(parts)
+    import dns.message  # noqa: PLC0415 - only names that need it
+    import dns.name  # noqa: PLC0415
+
+    msg = dns.message.make_query(dns.name.from_text(qname), qtype, use_edns=False)
+    msg.id = 0
+    return msg.to_wire()

@@ -11,8 +11,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
+import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rrset
 import pytest
@@ -394,3 +396,47 @@ def test_question_end_on_corrupted_messages_raises_only_wire_error(parts: tuple,
         wire.parse_answer(bytes(buf), qtype, end)
     except wire.WireError:
         pass
+
+
+# --------------------------------------------------------------------------- query_message
+
+
+def _make_query(qname: str, qtype: int) -> bytes:
+    m = dns.message.make_query(dns.name.from_text(qname), qtype, use_edns=False)
+    m.id = 0
+    return m.to_wire()
+
+
+@pytest.mark.parametrize("qname", [
+    WEB, "Web.Shop.svc.cluster.local", "_http._tcp." + WEB, "a.", ".", "x" * 63 + ".com.",
+    ("abcdefgh." * 28) + "a.",  # 254 characters: the longest name there is
+    ("abcdefgh." * 28) + "a",  # 253 characters, relative: the longest without the dot
+    "a\\.b.example.", "bücher.example.", "*.example.",  # these go through dnspython
+])
+@pytest.mark.parametrize("qtype", [wire.TYPE_A, wire.TYPE_AAAA, wire.TYPE_SRV])
+def test_query_message_is_what_dnspython_builds(qname: str, qtype: int) -> None:
+    assert wire.query_message(qname, qtype) == _make_query(qname, qtype)
+
+
+@pytest.mark.parametrize(("qname", "error"), [
+    ("a..b.", dns.name.EmptyLabel), ("x" * 64 + ".com.", dns.name.LabelTooLong),
+    ("abcdefgh." * 28 + "ab.", dns.name.NameTooLong), ("abcdefgh." * 28 + "ab", dns.name.NameTooLong),
+])
+def test_query_message_rejects_what_dnspython_rejects(qname: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        _make_query(qname, 1)
+    with pytest.raises(error):
+        wire.query_message(qname, 1)
+
+
+@FUZZ
+@given(qname=st.one_of(_name, _name.map(lambda n: n.rstrip(".")),
+                       st.text(alphabet="ab-_.\\", max_size=40)), qtype=_QTYPES)
+def test_query_message_agrees_with_dnspython(qname: str, qtype: int) -> None:
+    try:
+        expected = _make_query(qname, qtype)
+    except dns.exception.DNSException as exc:
+        with pytest.raises(type(exc)):
+            wire.query_message(qname, qtype)
+        return
+    assert wire.query_message(qname, qtype) == expected
