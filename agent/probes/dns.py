@@ -1,32 +1,70 @@
-"""The DNS engine: emulated stub-resolver lookups over a small pool of shared UDP sockets.
+"""The DNS engine: emulated stub-resolver lookups, driven by socket callbacks.
 
-One lookup walks the candidate names of a search list (see `planner.search_candidates`)
-the way musl and dnspython do: NXDOMAIN moves on to the next candidate, anything else ends
-the walk. Each candidate is tried `attempts` times over the nameservers in order (as
-libc does); a truncated UDP reply is asked again over TCP.
+What one lookup does (the semantics every caller relies on):
 
-Throughput: queries are multiplexed over a few long-lived sockets by message id instead of
-one socket and task per query, query messages are cached, and replies are read by
-`wire.parse_answer`. Sockets are replaced after a number of queries so that queries to a
-Service IP keep taking fresh conntrack 5-tuples (a pinned 5-tuple always reaches the same
-CoreDNS replica through kube-proxy).
+- **Search walk.** It walks the candidate names of a search list (see
+  `planner.search_candidates`) the way musl and dnspython do: NXDOMAIN moves on to the next
+  candidate, any other outcome ends the walk.
+- **Retries.** Each candidate is tried `attempts` times over the nameservers in order (as libc
+  does): a timeout or an error moves to the next server, then to the next attempt; any reply
+  with an rcode ends the retries for that name.
+- **TCP fallback.** A truncated (TC) UDP reply is asked again over TCP, same server.
+- **Timing.** Each query is timed from just before its datagram is sent to the moment its reply
+  is read from the socket (`perf_counter_ns`); a lookup's `duration` is the sum of its queries,
+  so waits for the query budget are not counted as DNS latency. A timeout counts as exactly
+  `timeout`; a reply read later than that is a timeout too, however late the sweeper runs.
+- **Budget.** Every query (retries and TCP included) first takes a token from the agent's
+  `TokenBucket`: `reserve()` says how long to wait, and the send is then scheduled with
+  `call_later` instead of sleeping.
+- **Matching.** A reply is accepted only if its id and its question (case-insensitively) are
+  those of a query in flight on that socket and it comes from that query's server. Sockets are
+  *connected* to one server, so the kernel itself drops datagrams from any other source (they
+  never reach the engine, and cannot be counted here); replies with an unknown id or another
+  question are ignored and counted in `replies_ignored`, as stub resolvers ignore them.
+- **Connected sockets and ICMP.** Because each socket is connected, an ICMP port-unreachable
+  from the server surfaces as ECONNREFUSED. Every query in flight on that socket (they all went
+  to that server) then ends as `refused` ("connection refused ... ICMP port unreachable"): the
+  lookup ends there, as glibc aborts on ECONNREFUSED (k8s-dns.md §3.2), and the socket is
+  replaced. This is what a DNS prober wants: "nothing listening on :53", or kube-proxy's
+  REJECT for a DNS Service without endpoints, is told apart from silent loss (`timeout`). musl
+  and dnspython use unconnected sockets and would wait for the timeout instead (§3.3, §3.5).
+  ICMP host/network-unreachable errors end the queries in flight on that socket as `error`
+  (retried like a timeout).
+- **Fresh 5-tuples.** Each socket is replaced after `recycle_after` queries (and after an ICMP
+  error), so queries to a Service IP keep taking new conntrack 5-tuples: a pinned 5-tuple
+  always reaches the same CoreDNS replica through kube-proxy. `sockets` is the pool size *per
+  nameserver*.
+- **Trace** mode records every query (name, server, transport, rcode, records, time and the
+  decoded reply) for the debug view. **Malformed** replies to our question end the query as
+  `error`, with dnspython's opinion of the bytes in the detail. IPv6 servers work alike.
 
-Timing: each query is timed from just before `sendto` to the moment its datagram is
-read by the protocol, with `perf_counter_ns`; a lookup's duration is the sum of its
-queries, so waits for the query budget are not counted as DNS latency.
+API:
+
+    lookup = engine.submit(candidates, qtype, servers, on_done, trace=False)  # -> Lookup handle
+    # on_done(lookup) is called once from the event loop when the walk ends
+    # (never from inside submit() itself); engine.cancel(lookup) abandons it.
+    lookup = await engine.lookup(candidates, qtype, servers, trace=False)    # one future
+
+How it is fast: there is no coroutine, future or timer per query. `submit()` sends the first
+query; the socket's reader callback (`loop.add_reader`) reads every datagram waiting on the
+socket (up to `_DRAIN` per wake-up), matches it and drives the walk on from there (next
+candidate, retry, TCP fallback or `on_done`); one shared sweeper expires lost queries. Query
+messages are built once per (name, type) and only their id is patched; replies are read by
+`wire.parse_answer` from just past the question that was matched byte for byte.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import collections
 import errno
-import ipaddress
+import functools
+import logging
 import random
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dns.exception
@@ -36,22 +74,68 @@ import dns.name
 from agent.probes import wire
 from agent.ratelimit import TokenBucket
 
+log = logging.getLogger(__name__)
+
 Server = tuple[str, int]
+OnDone = Callable[["Lookup"], None]
 _QUERY_CACHE_MAX = 200_000
+_DRAIN = 64  # most datagrams read per wake-up, so one busy socket cannot hold the loop
+_MAX_PENDING = 16384  # queries in flight on one socket before a fresh one takes over (16-bit ids)
+_RECV_SIZE = 65535  # a whole UDP datagram, whatever the server sends
+_SWEEP_SLACK = 0.001  # the sweeper wakes this long after the earliest deadline
+
+_perf_ns = time.perf_counter_ns
+_getrandbits = random.getrandbits
+_TYPE_CODES = wire.TYPE_CODES
+_parse = wire.parse_answer
+_WireError = wire.WireError
+_FLAG_TC = wire.FLAG_TC
 
 
-@dataclasses.dataclass(slots=True)
 class Lookup:
-    """What one emulated lookup saw. `status` is the DNS outcome, not yet compared."""
+    """One emulated lookup. While it runs it is the handle `submit()` returned; once finished
+    it holds what the lookup saw. `status` is the DNS outcome, not yet compared:
+    answer, nodata, nxdomain, servfail, refused, timeout or error."""
 
-    status: str  # answer, nodata, nxdomain, servfail, refused, timeout, error
-    records: tuple[str, ...]
-    queries: int
-    duration: float  # seconds, sum of the queries' round trips
-    server: str  # the server that answered last (or was last tried)
-    qname: str  # the candidate that ended the walk
-    detail: str = ""
-    trace: list[dict[str, Any]] | None = None
+    __slots__ = (
+        # the outcome
+        "status", "records", "queries", "duration", "server", "qname", "detail", "trace", "finished",
+        # the walk
+        "_candidates", "_qtype", "_code", "_servers", "_on_done", "_ci", "_ai", "_si", "_tcp",
+        "_elapsed_ns", "_tpl", "_conn", "_qid", "_sent_ns", "_timer", "_task",
+    )
+
+    def __init__(self, candidates: Sequence[str], qtype: str, code: int, servers: Sequence[Server],
+                 on_done: OnDone | None, trace: bool) -> None:
+        self.status = "error"
+        self.records: tuple[str, ...] | list[str] = ()
+        self.queries = 0
+        self.duration = 0.0  # seconds, sum of the queries' round trips
+        self.server = ""  # the server that answered last (or was last tried)
+        self.qname = ""  # the candidate that ended the walk
+        self.detail = ""
+        self.trace: list[dict[str, Any]] | None = [] if trace else None
+        self.finished = False
+        self._candidates = candidates
+        self._qtype = qtype
+        self._code = code
+        self._servers = servers
+        self._on_done = on_done
+        self._ci = self._ai = self._si = 0
+        self._tcp = False
+        self._elapsed_ns = 0
+        self._tpl: tuple[bytes, bytes, bytes, int] = (b"", b"", b"", 0)
+        self._conn: _Conn | None = None
+        self._qid = -1
+        self._sent_ns = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        state = self.status if self.finished else "running"
+        return (f"Lookup({state}, records={tuple(self.records)!r}, queries={self.queries}, "
+                f"duration={self.duration:.6f}, server={self.server!r}, qname={self.qname!r}, "
+                f"detail={self.detail!r})")
 
 
 def server_label(server: Server) -> str:
@@ -61,78 +145,62 @@ def server_label(server: Server) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-class _Pending:
-    __slots__ = ("future", "server", "question", "sent_ns")
+_LABELS: dict[Server, str] = {}
 
-    def __init__(self, future: asyncio.Future[tuple[bytes, int]], server: Server, question: bytes) -> None:
-        self.future = future
+
+def _label(server: Server) -> str:
+    if len(_LABELS) >= 4096:
+        _LABELS.clear()
+    label = _LABELS[server] = server_label(server)
+    return label
+
+
+class _Pool:
+    """The sockets to one nameserver."""
+
+    __slots__ = ("server", "size", "family", "sockaddr", "conns", "next")
+
+    def __init__(self, server: Server, size: int) -> None:
+        host, port = server
         self.server = server
-        self.question = question
-        self.sent_ns = 0
+        self.size = size
+        self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # Numeric only: a nameserver is an address, never a name to resolve (no blocking here).
+        self.sockaddr = socket.getaddrinfo(host, port, self.family, socket.SOCK_DGRAM, 0,
+                                           socket.AI_NUMERICHOST)[0][4]
+        self.conns: list[_Conn] = [_NO_CONN] * size
+        self.next = 0
 
 
-class _SharedSocket(asyncio.DatagramProtocol):
-    """One unconnected UDP socket carrying many queries at once, matched by id and question."""
+class _Conn:
+    """One connected, non-blocking UDP socket, read by the event loop's selector."""
 
-    def __init__(self) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
-        self.pending: dict[int, _Pending] = {}
-        self.sent = 0
-        self.ignored = 0
-        self.closed = False
+    __slots__ = ("pool", "sock", "fd", "pending", "quota", "retired", "closed", "out")
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        now = time.perf_counter_ns()
-        if len(data) < 12:
-            self.ignored += 1
-            return
-        p = self.pending.get((data[0] << 8) | data[1])
-        if p is None or p.future.done():
-            self.ignored += 1
-            return
-        if _same_server(addr, p.server) and _question_matches(data, p.question):
-            p.future.set_result((data, now))
-        else:  # a late, spoofed or mangled reply: ignore it, as stub resolvers do
-            self.ignored += 1
-
-    def error_received(self, exc: Exception) -> None:
-        # Unconnected sockets rarely see ICMP errors; fail whatever is waiting on this socket.
-        for p in list(self.pending.values()):
-            if not p.future.done():
-                p.future.set_exception(exc)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        for p in list(self.pending.values()):
-            if not p.future.done():
-                p.future.set_exception(exc or ConnectionError("socket closed"))
-
-    def new_id(self) -> int:
-        while True:
-            qid = random.getrandbits(16)
-            if qid not in self.pending:
-                return qid
+    def __init__(self, pool: _Pool | None, sock: socket.socket | None, quota: int) -> None:
+        self.pool = pool
+        self.sock = sock
+        self.fd = sock.fileno() if sock is not None else -1
+        self.pending: dict[int, Lookup] = {}  # id -> the lookup whose query is in flight
+        self.quota = quota  # queries it may still send; 0: replace it at the next use
+        self.retired = False  # replaced in its pool; closed once nothing is in flight on it
+        self.closed = sock is None
+        self.out: collections.deque[tuple[bytes, Lookup, int]] = collections.deque()  # EAGAIN backlog
 
 
-def _same_server(addr: Any, server: Server) -> bool:
-    if addr[1] != server[1]:
-        return False
-    if addr[0] == server[0]:
-        return True
-    try:
-        return ipaddress.ip_address(addr[0].split("%")[0]) == ipaddress.ip_address(server[0])
-    except ValueError:
-        return False
+_NO_CONN = _Conn(None, None, 0)  # a pool slot not opened yet
 
 
 def _question_matches(reply: bytes, question: bytes) -> bool:
     try:
         return wire.question_bytes(reply) == question
-    except wire.WireError:
+    except _WireError:
         return False
+
+
+def _resolve(fut: asyncio.Future[Lookup], lookup: Lookup) -> None:
+    if not fut.done():
+        fut.set_result(lookup)
 
 
 class DnsEngine:
@@ -145,211 +213,561 @@ class DnsEngine:
         budget: TokenBucket | None = None,
         recycle_after: int = 2000,
     ) -> None:
+        if timeout <= 0 or attempts < 1 or sockets < 1 or not 1 <= recycle_after <= 32768:
+            # (at most half the id space in flight on a socket: a free id is found at once)
+            raise ValueError("timeout must be > 0, attempts and sockets >= 1, recycle_after in 1..32768")
         self.timeout = timeout
         self.attempts = attempts
-        self.pool_size = sockets
+        self.pool_size = sockets  # per nameserver
         self.budget = budget
         self.recycle_after = recycle_after
-        self._pools: dict[int, list[_SharedSocket]] = {}
-        self._next: dict[int, int] = {}
-        self._retired: list[_SharedSocket] = []
-        self._queries: dict[tuple[str, int], tuple[bytes, bytes]] = {}
-        self._lock = asyncio.Lock()
         self.queries_sent = 0
-        self.closed = False
+        self.replies_ignored = 0  # unknown id or another question (late, spoofed, mangled)
+        self._timeout_ns = round(timeout * 1e9)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pools: dict[Server, _Pool] = {}
+        self._conns: set[_Conn] = set()  # every open socket, retired ones included
+        self._waiting: set[Lookup] = set()  # waiting for a budget token
+        self._in_tcp: set[Lookup] = set()
+        self._templates: dict[int, dict[str, tuple[bytes, bytes, bytes, int]]] = {
+            code: {} for code in _TYPE_CODES.values()}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweeping = False
+        self._closing = False
 
-    # -- sockets ---------------------------------------------------------------------------
-    async def _open(self, family: int) -> _SharedSocket:
-        loop = asyncio.get_running_loop()
-        local = ("0.0.0.0", 0) if family == socket.AF_INET else ("::", 0)
-        _, proto = await loop.create_datagram_endpoint(_SharedSocket, local_addr=local, family=family)
-        return proto
+    # -- the public API --------------------------------------------------------------------
+    def submit(self, candidates: Sequence[str], qtype: str, servers: Sequence[Server], on_done: OnDone, *,
+               trace: bool = False) -> Lookup:
+        """Start a lookup; `on_done(lookup)` is called once, from the event loop, when it ends.
 
-    async def _socket_for(self, server: Server) -> _SharedSocket:
-        family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
-        pool = self._pools.get(family)
-        if pool is None:
-            async with self._lock:
-                pool = self._pools.get(family)
-                if pool is None:
-                    pool = [await self._open(family) for _ in range(self.pool_size)]
-                    self._pools[family] = pool
-                    self._next[family] = 0
-        i = self._next[family]
-        self._next[family] = (i + 1) % len(pool)
-        sock = pool[i]
-        if sock.closed or sock.sent >= self.recycle_after:
-            fresh = await self._open(family)
-            pool[i] = fresh
-            self._retire(sock)
-            sock = fresh
-        return sock
+        Never calls `on_done` before returning, so `on_done` may submit the next lookup.
+        Returns the lookup (a handle for `cancel`, and the result once `on_done` has it).
+        """
+        code = _TYPE_CODES.get(qtype)
+        if code is None:
+            raise ValueError(f"unsupported query type {qtype!r}; known: {', '.join(wire.TYPE_CODES)}")
+        loop = self._loop
+        # (asyncio.get_running_loop() costs a getpid() system call in 3.11: only when needed.)
+        if loop is None or not loop.is_running():
+            loop = asyncio.get_running_loop()
+            if loop is not self._loop:
+                self._bind(loop)
+        w = Lookup(candidates, qtype, code, servers, on_done, trace)
+        if not candidates or not servers or self._closing:
+            w.detail = ("no candidate names" if not candidates else "no nameservers" if not servers
+                        else "DNS engine closed")
+            if candidates:
+                w.qname = candidates[0]
+            loop.call_soon(self._finish, w)
+            return w
+        name = w.qname = candidates[0]
+        tpl = self._templates[code].get(name)
+        w._tpl = tpl if tpl is not None else self._template(name, code)
+        budget = self.budget
+        if budget is not None:
+            wait = budget.reserve()
+            if wait > 0:
+                self._wait(w, wait)
+                return w
+        self._send(w)
+        return w
 
-    def _retire(self, sock: _SharedSocket) -> None:
-        if sock.pending:
-            self._retired.append(sock)  # closed once its last query is answered or timed out
-        elif sock.transport is not None:
-            sock.transport.close()
+    async def lookup(self, candidates: Sequence[str], qtype: str, servers: Sequence[Server], *,
+                     trace: bool = False) -> Lookup:
+        """`submit` for callers that await: one future per lookup."""
+        fut: asyncio.Future[Lookup] = asyncio.get_running_loop().create_future()
+        w = self.submit(candidates, qtype, servers, functools.partial(_resolve, fut), trace=trace)
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            self.cancel(w)
+            raise
+
+    def cancel(self, w: Lookup) -> None:
+        """Abandon a running lookup: nothing more is sent for it and `on_done` is not called."""
+        if w._on_done is None:
+            return
+        w._on_done = None
+        if w._timer is not None:
+            w._timer.cancel()
+            w._timer = None
+        self._waiting.discard(w)
+        self._in_tcp.discard(w)
+        if w._task is not None:
+            w._task.cancel()
+            w._task = None
+        self._take(w)
 
     async def close(self) -> None:
-        self.closed = True
-        for pool in self._pools.values():
-            for sock in pool:
-                if sock.transport is not None:
-                    sock.transport.close()
-        for sock in self._retired:
-            if sock.transport is not None:
-                sock.transport.close()
-        self._pools.clear()
-        self._retired.clear()
-        await asyncio.sleep(0)
+        """Close every socket; lookups still running end as `error` ("DNS engine closed").
 
-    # -- messages --------------------------------------------------------------------------
-    def _query_template(self, qname: str, qtype: int) -> tuple[bytes, bytes]:
-        key = (qname, qtype)
-        cached = self._queries.get(key)
-        if cached is None:
-            msg = dns.message.make_query(dns.name.from_text(qname), qtype, use_edns=False)
-            msg.id = 0
-            data = msg.to_wire()
-            cached = (data, wire.question_bytes(data))
-            if len(self._queries) >= _QUERY_CACHE_MAX:
-                self._queries.clear()
-            self._queries[key] = cached
-        return cached
-
-    async def _udp(self, data: bytes, question: bytes, server: Server) -> tuple[bytes, float]:
-        sock = await self._socket_for(server)
-        qid = sock.new_id()
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[tuple[bytes, int]] = loop.create_future()
-        pending = _Pending(fut, server, question)
-        sock.pending[qid] = pending
-        sock.sent += 1
-        # A bare timer instead of asyncio.wait_for: no extra task or waiter per query.
-        timer = loop.call_later(self.timeout, _expire, fut)
+        The engine stays usable: a later `submit` opens new sockets.
+        """
+        self._closing = True
         try:
-            assert sock.transport is not None
-            pending.sent_ns = time.perf_counter_ns()
-            sock.transport.sendto(struct.pack("!H", qid) + data[2:], server)
-            reply, received_ns = await fut
-            return reply, (received_ns - pending.sent_ns) / 1e9
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+                self._sweeper = None
+            running: list[Lookup] = []
+            for conn in list(self._conns):
+                running.extend(conn.pending.values())
+                conn.pending.clear()
+                self._close_conn(conn)
+            running.extend(self._waiting)
+            running.extend(self._in_tcp)
+            self._waiting.clear()
+            self._in_tcp.clear()
+            tasks = []
+            for w in running:
+                if w._timer is not None:
+                    w._timer.cancel()
+                    w._timer = None
+                if w._task is not None:
+                    w._task.cancel()
+                    tasks.append(w._task)
+                    w._task = None
+            self._pools.clear()
+            for w in running:
+                if w._on_done is not None:
+                    w.status, w.records, w.detail = "error", (), "DNS engine closed"
+                    self._finish(w)
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.sleep(0)
         finally:
-            timer.cancel()
-            sock.pending.pop(qid, None)
-            if sock.closed or sock.sent >= self.recycle_after:
-                self._retire_if_idle(sock)
+            self._closing = False
 
-    def _retire_if_idle(self, sock: _SharedSocket) -> None:
-        if sock in self._retired and not sock.pending and sock.transport is not None:
-            sock.transport.close()
-            self._retired.remove(sock)
+    # -- sockets ---------------------------------------------------------------------------
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """First use, or use from another event loop: start from a clean slate."""
+        old = self._loop
+        for conn in list(self._conns):
+            conn.closed = True
+            if old is not None and not old.is_closed():
+                old.remove_reader(conn.fd)
+                if conn.out:
+                    old.remove_writer(conn.fd)
+            conn.sock.close()
+        self._conns.clear()
+        self._pools.clear()
+        self._waiting.clear()
+        self._in_tcp.clear()
+        self._sweeper = None
+        self._loop = loop
 
-    async def _tcp(self, data: bytes, question: bytes, server: Server) -> tuple[bytes, float]:
+    def _open(self, pool: _Pool) -> _Conn:
+        sock = socket.socket(pool.family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.connect(pool.sockaddr)  # UDP: no packet, just the peer (and a source port)
+            conn = _Conn(pool, sock, self.recycle_after)
+            assert self._loop is not None
+            self._loop.add_reader(conn.fd, self._readable, conn)
+        except BaseException:
+            sock.close()
+            raise
+        self._conns.add(conn)
+        return conn
+
+    def _close_conn(self, conn: _Conn) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        self._conns.discard(conn)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(conn.fd)
+            if conn.out:
+                loop.remove_writer(conn.fd)
+                conn.out.clear()
+        conn.sock.close()
+
+    def _fresh(self, pool: _Pool, i: int) -> _Conn:
+        old = pool.conns[i]
+        conn = self._open(pool)
+        pool.conns[i] = conn
+        if old is not _NO_CONN:
+            old.retired = True
+            if not old.pending:
+                self._close_conn(old)
+        return conn
+
+    # -- sending ---------------------------------------------------------------------------
+    def _set_name(self, w: Lookup, ci: int) -> None:
+        w._ci = ci
+        name = w.qname = w._candidates[ci]
+        tpl = self._templates[w._code].get(name)
+        w._tpl = tpl if tpl is not None else self._template(name, w._code)
+
+    def _template(self, qname: str, code: int) -> tuple[bytes, bytes, bytes, int]:
+        """(message after the id, question as sent, question lower-cased, end of the question)."""
+        data = wire.query_message(qname, code)
+        question = data[12 : wire.skip_name(data, 12) + 4]
+        tpl = (data[2:], question, question.lower(), 12 + len(question))
+        cache = self._templates[code]
+        if len(cache) >= _QUERY_CACHE_MAX:
+            cache.clear()
+        cache[qname] = tpl
+        return tpl
+
+    def _wait(self, w: Lookup, wait: float) -> None:
+        assert self._loop is not None
+        self._waiting.add(w)
+        w._timer = self._loop.call_later(wait, self._waited, w)
+
+    def _waited(self, w: Lookup) -> None:
+        w._timer = None
+        self._waiting.discard(w)
+        if w._on_done is None:
+            return
+        if w._tcp:
+            self._start_tcp(w)
+        else:
+            self._send(w)
+
+    def _next_query(self, w: Lookup) -> None:
+        """The next query of a running walk: take a budget token, then send."""
+        if self._closing:
+            w.status, w.records, w.detail = "error", (), "DNS engine closed"
+            self._finish(w)
+            return
+        budget = self.budget
+        if budget is not None:
+            wait = budget.reserve()
+            if wait > 0:
+                self._wait(w, wait)
+                return
+        if w._tcp:
+            self._start_tcp(w)
+        else:
+            self._send(w)
+
+    def _send(self, w: Lookup) -> None:
+        pool = self._pools.get(w._servers[w._si])
+        if pool is None:
+            pool = self._pool(w)
+            if pool is None:
+                return
+        i = pool.next
+        pool.next = i + 1 if i + 1 < pool.size else 0
+        conn = pool.conns[i]
+        if conn.quota <= 0:  # used up, broken, or not opened yet: a fresh socket (new source port)
+            try:
+                conn = self._fresh(pool, i)
+            except OSError as exc:  # no socket (EMFILE, no route for the family, ...)
+                self._cannot_send(w, exc)
+                return
+        pending = conn.pending
+        qid = _getrandbits(16)
+        while qid in pending:
+            qid = _getrandbits(16)
+        pending[qid] = w
+        w._conn = conn
+        w._qid = qid
+        conn.quota -= 1
+        w.queries += 1
+        self.queries_sent += 1
+        data = qid.to_bytes(2, "big") + w._tpl[0]
+        w._sent_ns = now = _perf_ns()
+        if self._sweeper is None and not self._sweeping:
+            self._arm(now + self._timeout_ns)
+        if conn.out:
+            conn.out.append((data, w, qid))
+            return
+        try:
+            conn.sock.send(data)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            conn.out.append((data, w, qid))
+            self._loop.add_writer(conn.fd, self._writable, conn)  # type: ignore[union-attr]
+        except OSError as exc:
+            # Reported later, from the loop: on_done must never run inside submit().
+            self._loop.call_soon(self._send_failed, conn, w, qid, exc)  # type: ignore[union-attr]
+
+    def _pool(self, w: Lookup) -> _Pool | None:
+        server = w._servers[w._si]
+        try:
+            pool = self._pools[server] = _Pool(server, self.pool_size)
+        except (OSError, ValueError, TypeError) as exc:  # not a numeric address
+            self._cannot_send(w, exc)
+            return None
+        return pool
+
+    def _cannot_send(self, w: Lookup, exc: BaseException) -> None:
+        w.queries += 1
+        self.queries_sent += 1
+        assert self._loop is not None
+        self._loop.call_soon(self._failed, w, exc, "udp", 0)
+
+    def _writable(self, conn: _Conn) -> None:
+        out = conn.out
+        while out:
+            data, w, qid = out[0]
+            if conn.pending.get(qid) is not w:  # timed out or cancelled while queued
+                out.popleft()
+                continue
+            w._sent_ns = _perf_ns()
+            try:
+                conn.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                out.popleft()
+                self._send_failed(conn, w, qid, exc)
+                if conn.closed:
+                    return
+                continue
+            out.popleft()
+        if self._loop is not None and not conn.closed:
+            self._loop.remove_writer(conn.fd)
+
+    def _send_failed(self, conn: _Conn, w: Lookup, qid: int, exc: OSError) -> None:
+        if isinstance(exc, ConnectionRefusedError):
+            # A latched ICMP port-unreachable for this socket's server: every query on it.
+            self._conn_failed(conn, exc)
+            return
+        if conn.pending.get(qid) is w:
+            del conn.pending[qid]
+            if conn.retired and not conn.pending:
+                self._close_conn(conn)
+            self._failed(w, exc, "udp", _perf_ns() - w._sent_ns)
+
+    # -- receiving -------------------------------------------------------------------------
+    def _readable(self, conn: _Conn) -> None:
+        recv = conn.sock.recv
+        pending = conn.pending
+        timeout_ns = self._timeout_ns
+        for _ in range(_DRAIN):
+            if conn.closed:
+                return
+            try:
+                data = recv(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # an ICMP error for this socket's server
+                self._conn_failed(conn, exc)
+                return
+            now = _perf_ns()
+            if len(data) < 12:
+                self.replies_ignored += 1
+                continue
+            qid = (data[0] << 8) | data[1]
+            w = pending.get(qid)
+            if w is None:
+                self.replies_ignored += 1
+                continue
+            tpl = w._tpl
+            if not data.startswith(tpl[1], 12) and not _question_matches(data, tpl[2]):
+                self.replies_ignored += 1  # a late, spoofed or mangled reply: ignored, as stub resolvers do
+                continue
+            del pending[qid]
+            rtt = now - w._sent_ns
+            if rtt > timeout_ns:  # later than the timeout: it is one, whenever the sweeper runs
+                self._timed_out(w, "udp")
+            else:
+                self._reply(w, data, rtt, "udp")
+        if conn.retired and not conn.pending:
+            self._close_conn(conn)
+
+    def _reply(self, w: Lookup, data: bytes, rtt_ns: int, transport: str) -> None:
+        w._elapsed_ns += rtt_ns
+        tpl = w._tpl
+        try:
+            rcode, flags, records = _parse(data, w._code, tpl[3])
+        except _WireError as exc:
+            label = server_label(w._servers[w._si])
+            if w.trace is not None:
+                _record(w.trace, w.qname, w._qtype, w._servers[w._si], transport, "MALFORMED", [], rtt_ns / 1e9)
+            self._after(w, "error", f"malformed reply from {label}: {exc}{_dnspython_opinion(data)}")
+            return
+        if w.trace is not None:
+            _record(w.trace, w.qname, w._qtype, w._servers[w._si], transport,
+                    wire.RCODE_NAMES.get(rcode, f"RCODE{rcode}"), records, rtt_ns / 1e9, reply=data)
+        if flags & _FLAG_TC and transport == "udp":
+            w._tcp = True  # truncated: ask again over TCP, as resolvers do
+            self._next_query(w)
+            return
+        if rcode == 0:
+            w.records = records
+            w.status = "answer" if records else "nodata"
+            w.detail = ""
+            self._finish(w)
+        elif rcode == 3:
+            self._after(w, "nxdomain", "")
+        elif rcode == 2:
+            self._after(w, "servfail", f"SERVFAIL from {server_label(w._servers[w._si])}")
+        elif rcode == 5:
+            self._after(w, "refused", f"REFUSED by {server_label(w._servers[w._si])}")
+        else:
+            name = wire.RCODE_NAMES.get(rcode, f"RCODE{rcode}")
+            self._after(w, "error", f"{name} from {server_label(w._servers[w._si])}")
+
+    def _conn_failed(self, conn: _Conn, exc: OSError) -> None:
+        """An ICMP error on a connected socket: it is about the server, so about every query
+        in flight on the socket; they end with it and the socket is replaced."""
+        conn.quota = 0
+        walks = list(conn.pending.values())
+        conn.pending.clear()
+        self._close_conn(conn)
+        now = _perf_ns()
+        for w in walks:
+            self._failed(w, exc, "udp", now - w._sent_ns)
+
+    def _failed(self, w: Lookup, exc: BaseException, transport: str, rtt_ns: int) -> None:
+        if w._on_done is None:
+            return
+        w._elapsed_ns += rtt_ns
+        server = w._servers[w._si]
+        status, detail = _os_error_status(exc, server, transport)
+        if w.trace is not None:
+            _record(w.trace, w.qname, w._qtype, server, transport, status.upper(), [], rtt_ns / 1e9)
+        self._after(w, status, detail)
+
+    # -- timeouts: one sweeper, no timer per query -----------------------------------------
+    def _arm(self, deadline_ns: int) -> None:
+        assert self._loop is not None
+        delay = (deadline_ns - _perf_ns()) / 1e9
+        self._sweeper = self._loop.call_later(max(delay, 0.0) + _SWEEP_SLACK, self._sweep)
+
+    def _sweep(self) -> None:
+        """Expire the queries whose deadline has passed; wake again at the next deadline."""
+        self._sweeper = None
+        limit = _perf_ns() - self._timeout_ns
+        expired = [w for conn in list(self._conns) for w in conn.pending.values() if w._sent_ns <= limit]
+        self._sweeping = True  # sends below must not arm: the re-arm below takes the earliest
+        try:
+            for w in expired:
+                if self._take(w):
+                    self._timed_out(w, "udp")
+        finally:
+            self._sweeping = False
+            earliest = min((w._sent_ns for conn in self._conns for w in conn.pending.values()), default=None)
+            if earliest is not None and self._loop is not None and not self._loop.is_closed():
+                if self._sweeper is not None:
+                    self._sweeper.cancel()
+                self._arm(earliest + self._timeout_ns)
+
+    def _take(self, w: Lookup) -> bool:
+        """Remove w's query from its socket; False when it was not in flight there."""
+        conn = w._conn
+        if conn is None or conn.pending.get(w._qid) is not w:
+            return False
+        del conn.pending[w._qid]
+        if conn.retired and not conn.pending:
+            self._close_conn(conn)
+        return True
+
+    def _timed_out(self, w: Lookup, transport: str) -> None:
+        if w._on_done is None:
+            return
+        w._elapsed_ns += self._timeout_ns
+        server = w._servers[w._si]
+        if w.trace is not None:
+            _record(w.trace, w.qname, w._qtype, server, transport, "TIMEOUT", [], self.timeout)
+        self._after(w, "timeout", f"no reply from {server_label(server)} within {self.timeout:g}s")
+
+    # -- the walk --------------------------------------------------------------------------
+    def _after(self, w: Lookup, status: str, detail: str) -> None:
+        """One query has an outcome: retry, move on to the next candidate, or finish."""
+        if w._on_done is None:  # cancelled
+            return
+        w.status = status
+        w.detail = detail
+        if status == "timeout" or status == "error":
+            w.records = ()
+            if w._si + 1 < len(w._servers):
+                w._si += 1
+                self._next_query(w)
+                return
+            if w._ai + 1 < self.attempts:
+                w._ai += 1
+                w._si = 0
+                self._next_query(w)
+                return
+        elif status == "nxdomain":
+            w.records = ()
+            if w._ci + 1 < len(w._candidates):
+                self._set_name(w, w._ci + 1)
+                w._ai = w._si = 0
+                self._next_query(w)
+                return
+        elif status != "answer" and status != "nodata":
+            w.records = ()
+        self._finish(w)
+
+    def _finish(self, w: Lookup) -> None:
+        on_done = w._on_done
+        if on_done is None:
+            return
+        w._on_done = None
+        w._conn = None
+        w.finished = True
+        w.duration = w._elapsed_ns / 1e9
+        if w._servers:
+            server = w._servers[w._si]
+            label = _LABELS.get(server)
+            w.server = label if label is not None else _label(server)
+        if w.records.__class__ is list:
+            w.records = tuple(w.records)
+        try:
+            on_done(w)
+        except Exception:  # a caller's bug must not break the socket callbacks
+            log.exception("on_done of a DNS lookup failed")
+
+    # -- TCP -------------------------------------------------------------------------------
+    def _start_tcp(self, w: Lookup) -> None:
+        assert self._loop is not None
+        self._in_tcp.add(w)
+        w._task = self._loop.create_task(self._tcp(w))
+
+    async def _tcp(self, w: Lookup) -> None:
+        w._tcp = False  # this query only; a retry after it goes over UDP again
+        server = w._servers[w._si]
+        w.queries += 1
+        self.queries_sent += 1
+        t0 = _perf_ns()
+        try:
+            reply = await self._tcp_exchange(w._tpl, server)
+        except (asyncio.TimeoutError, TimeoutError):
+            self._tcp_done(w)
+            self._timed_out(w, "tcp")
+            return
+        except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
+            self._tcp_done(w)
+            self._failed(w, exc, "tcp", _perf_ns() - t0)
+            return
+        rtt = _perf_ns() - t0
+        self._tcp_done(w)
+        self._reply(w, reply, rtt, "tcp")
+
+    def _tcp_done(self, w: Lookup) -> None:
+        w._task = None
+        self._in_tcp.discard(w)
+
+    async def _tcp_exchange(self, tpl: tuple[bytes, bytes, bytes, int], server: Server) -> bytes:
         qid = random.getrandbits(16)
-        t0 = time.perf_counter_ns()
         writer = None
         try:
             async with asyncio.timeout(self.timeout):
                 reader, writer = await asyncio.open_connection(server[0], server[1])
-                payload = struct.pack("!H", qid) + data[2:]
+                payload = struct.pack("!H", qid) + tpl[0]
                 writer.write(struct.pack("!H", len(payload)) + payload)
                 await writer.drain()
                 while True:
                     (length,) = struct.unpack("!H", await reader.readexactly(2))
                     reply = await reader.readexactly(length)
-                    if len(reply) >= 12 and struct.unpack_from("!H", reply)[0] == qid and _question_matches(reply, question):
-                        return reply, (time.perf_counter_ns() - t0) / 1e9
+                    if (len(reply) >= 12 and (reply[0] << 8 | reply[1]) == qid
+                            and (reply.startswith(tpl[1], 12) or _question_matches(reply, tpl[2]))):
+                        return reply
         finally:
             if writer is not None:
                 writer.close()
-
-    # -- lookups ---------------------------------------------------------------------------
-    async def query(self, qname: str, qtype: str, server: Server, *, trace: list[dict[str, Any]] | None = None,
-                    tcp: bool = False) -> tuple[str, list[str], float, int, str]:
-        """One question to one server (with TCP fallback on truncation).
-
-        Returns (status, records, seconds, queries sent, detail).
-        """
-        code = wire.TYPE_CODES[qtype]
-        data, question = self._query_template(qname, code)
-        transport = "tcp" if tcp else "udp"
-        elapsed = 0.0
-        sent = 0
-        while True:
-            if self.budget is not None:
-                await self.budget.acquire()
-            sent += 1
-            self.queries_sent += 1
-            t_start = time.perf_counter_ns()
-            try:
-                if transport == "udp":
-                    reply, rtt = await self._udp(data, question, server)
-                else:
-                    reply, rtt = await self._tcp(data, question, server)
-            except (asyncio.TimeoutError, TimeoutError):
-                rtt = self.timeout
-                elapsed += rtt
-                _record(trace, qname, qtype, server, transport, "TIMEOUT", [], rtt)
-                return "timeout", [], elapsed, sent, f"no reply from {server_label(server)} within {self.timeout:g}s"
-            except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
-                rtt = (time.perf_counter_ns() - t_start) / 1e9
-                elapsed += rtt
-                status, detail = _os_error_status(exc, server, transport)
-                _record(trace, qname, qtype, server, transport, status.upper(), [], rtt)
-                return status, [], elapsed, sent, detail
-            elapsed += rtt
-            try:
-                rcode, flags, records = wire.parse_answer(reply, code)
-            except wire.WireError as exc:
-                _record(trace, qname, qtype, server, transport, "MALFORMED", [], rtt)
-                return "error", [], elapsed, sent, f"malformed reply from {server_label(server)}: {exc}{_dnspython_opinion(reply)}"
-            rcode_name = wire.RCODE_NAMES.get(rcode, f"RCODE{rcode}")
-            _record(trace, qname, qtype, server, transport, rcode_name, records, rtt, reply=reply if trace is not None else None)
-            if flags & wire.FLAG_TC and transport == "udp":
-                transport = "tcp"  # truncated: ask again over TCP, as resolvers do
-                continue
-            if rcode == 0:
-                return ("answer" if records else "nodata"), records, elapsed, sent, ""
-            if rcode == 3:
-                return "nxdomain", [], elapsed, sent, ""
-            if rcode == 2:
-                return "servfail", [], elapsed, sent, f"SERVFAIL from {server_label(server)}"
-            if rcode == 5:
-                return "refused", [], elapsed, sent, f"REFUSED by {server_label(server)}"
-            return "error", [], elapsed, sent, f"{rcode_name} from {server_label(server)}"
-
-    async def lookup(self, candidates: Sequence[str], qtype: str, servers: Sequence[Server], *,
-                     trace: bool = False) -> Lookup:
-        steps: list[dict[str, Any]] | None = [] if trace else None
-        total_time = 0.0
-        total_queries = 0
-        status, records, detail, last_server, qname = "error", [], "no candidate names", "", ""
-        for qname in candidates:
-            for attempt in range(self.attempts):
-                for server in servers:
-                    last_server = server_label(server)
-                    status, records, secs, sent, detail = await self.query(qname, qtype, server, trace=steps)
-                    total_time += secs
-                    total_queries += sent
-                    if status not in ("timeout", "error"):
-                        break  # an answer (of any rcode) ends the retries for this name
-                else:
-                    continue
-                break
-            if status != "nxdomain":
-                break
-        return Lookup(status, tuple(records), total_queries, total_time, last_server, qname, detail, steps)
-
-
-def _expire(fut: asyncio.Future[Any]) -> None:
-    if not fut.done():
-        fut.set_exception(TimeoutError())
 
 
 def _os_error_status(exc: BaseException, server: Server, transport: str) -> tuple[str, str]:
     where = f"{server_label(server)} ({transport})"
     if isinstance(exc, ConnectionRefusedError):
+        if transport == "udp":
+            return "refused", f"connection refused by {where}: ICMP port unreachable (nothing listening, or a REJECT rule)"
         return "refused", f"connection refused by {where}"
     if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL):
         return "error", f"{where} unreachable: {exc.strerror}"
@@ -366,10 +784,8 @@ def _dnspython_opinion(reply: bytes) -> str:
     return ""
 
 
-def _record(trace: list[dict[str, Any]] | None, qname: str, qtype: str, server: Server, transport: str,
-            rcode: str, records: list[str], rtt: float, *, reply: bytes | None = None) -> None:
-    if trace is None:
-        return
+def _record(trace: list[dict[str, Any]], qname: str, qtype: str, server: Server, transport: str,
+            rcode: str, records: Sequence[str], rtt: float, *, reply: bytes | None = None) -> None:
     entry: dict[str, Any] = {
         "qname": qname,
         "qtype": qtype,
@@ -385,4 +801,3 @@ def _record(trace: list[dict[str, Any]] | None, qname: str, qtype: str, server: 
         except Exception as exc:  # noqa: BLE001 - the trace shows what it can
             entry["reply"] = f"<undecodable: {exc}>"
     trace.append(entry)
-

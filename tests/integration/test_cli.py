@@ -102,21 +102,41 @@ async def test_check_table_names_what_failed(demo_dns: Demo) -> None:
     assert "shop/legacy" in out and "ok (no ready endpoints)" in out
 
 
-async def test_unreachable_nameserver_is_a_timeout_not_a_crash(tmp_path: Path) -> None:
-    # A loopback UDP port nobody listens on: queries go unanswered.
-    port = free_port()
+def one_service(tmp_path: Path) -> tuple[Path, Path]:
     inv = tmp_path / "one.yaml"
     inv.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a", "namespace": "x"},
                                    "spec": {"clusterIP": "127.0.10.1", "ports": [{"port": 9, "name": "p"}]}}))
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"dns": {"timeout_seconds": 0.2, "attempts": 1, "forms": ["fqdn"], "srv": False},
                                    "tcp": {"enabled": False}}))
-    code, out, err = await run("check", "--config", str(cfg), "--inventory", str(inv),
-                               "--nameserver", f"127.0.0.1:{port}", "--output", "json")
+    return inv, cfg
+
+
+async def test_unreachable_nameserver_is_a_timeout_not_a_crash(tmp_path: Path) -> None:
+    # A loopback UDP socket that never answers: queries go unanswered.
+    inv, cfg = one_service(tmp_path)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        code, out, err = await run("check", "--config", str(cfg), "--inventory", str(inv),
+                                   "--nameserver", f"127.0.0.1:{port}", "--output", "json")
     assert code == 1, err
     results = json.loads(out)["results"]
     assert results and all(r["result"] == "timeout" for r in results)
     assert all(f"127.0.0.1:{port}" in r["detail"] for r in results)
+
+
+async def test_closed_nameserver_port_is_refused_not_a_timeout(tmp_path: Path) -> None:
+    # A loopback UDP port nobody listens on: the ICMP port-unreachable reaches the engine's
+    # connected socket, so the lookup ends at once as refused (as glibc reports it).
+    inv, cfg = one_service(tmp_path)
+    port = free_port()
+    code, out, err = await run("check", "--config", str(cfg), "--inventory", str(inv),
+                               "--nameserver", f"127.0.0.1:{port}", "--output", "json")
+    assert code == 1, err
+    results = json.loads(out)["results"]
+    assert results and all(r["result"] == "refused" for r in results)
+    assert all(f"127.0.0.1:{port}" in r["detail"] and "ICMP port unreachable" in r["detail"] for r in results)
 
 
 @pytest.mark.parametrize(("args", "files", "needle"), [
