@@ -118,8 +118,10 @@ class ShardingSettings:
 class PathSettings:
     dns_service: str = f("kube-system/kube-dns", "`NAMESPACE/NAME` of the cluster DNS Service: its "
                          "ClusterIP is the `cluster_ip` path and each ready endpoint an `endpoint` path.")
-    cluster_ip: bool = f(True, "Also resolve each Service's FQDN through the cluster DNS Service IP.")
-    endpoints: bool = f(True, "Also resolve each Service's FQDN at every cluster DNS replica directly.")
+    cluster_ip: bool = f(True, "Also resolve the canary Services' FQDNs through the cluster DNS "
+                         "Service IP (every agent, every sweep).")
+    endpoints: bool = f(True, "Also resolve the canary Services' FQDNs at every cluster DNS replica "
+                        "directly, so one sick replica shows up by its address.")
     nodelocal_address: str = f("", "NodeLocal DNSCache address (e.g. 169.254.20.10) for the "
                                "`nodelocal` path; empty: none.")
 
@@ -430,8 +432,8 @@ def reference_markdown() -> str:
         "in sync. Every key can be set in the YAML file given with `--config`, or overridden by",
         "the environment variable shown (lists as comma-separated text). Flags override both.",
         "",
-        "| key | environment | default | meaning |",
-        "|---|---|---|---|",
+        "| key | environment | default | allowed | meaning |",
+        "|---|---|---|---|---|",
     ]
     for leaf in leaves():
         default = leaf.default
@@ -440,5 +442,12 @@ def reference_markdown() -> str:
         elif isinstance(default, bool):
             default = str(default).lower()
         shown = f"`{default}`" if default != "" else '`""`'
-        lines.append(f"| `{leaf.key}` | `{leaf.env}` | {shown} | {leaf.meta['doc']} |")
+        allowed = []
+        if "choices" in leaf.meta:
+            allowed.append(", ".join(f"`{c}`" for c in leaf.meta["choices"]))
+        if "min" in leaf.meta:
+            allowed.append(f"≥ {leaf.meta['min']:g}")
+        if "max" in leaf.meta:
+            allowed.append(f"≤ {leaf.meta['max']:g}")
+        lines.append(f"| `{leaf.key}` | `{leaf.env}` | {shown} | {'; '.join(allowed)} | {leaf.meta['doc']} |")
     return "\n".join(lines) + "\n"
