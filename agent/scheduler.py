@@ -5,6 +5,11 @@ one Service's checks do not go out together), each shifted by a random part of i
 At most `concurrency` checks run at once, and every DNS query also waits for the agent's
 token bucket (inside the DNS engine). A sweep that takes longer than its interval is not
 overlapped by the next; the overrun is reported as lag.
+
+DNS checks go through `Prober.submit` when the prober has it: the engine drives the lookup
+from its socket callbacks and the result is recorded from the completion callback, so a
+DNS check costs no task or coroutine of its own. TCP checks (and probers without `submit`)
+run as one task per check.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from agent.checks import CheckResult, DnsCheck, TcpCheck
 from agent.metrics import Metrics
@@ -88,6 +94,12 @@ class Scheduler:
         self.store.finish_sweep(stats, failing_budget=self.metrics.failing_budget)
         return stats
 
+    def _record(self, result: CheckResult, on_result: Callable[[CheckResult], None] | None) -> None:
+        self.store.put(result)
+        self.metrics.observe(result)
+        if on_result is not None:
+            on_result(result)
+
     async def _dispatch(self, checks: Sequence[Check], window: float,
                         on_result: Callable[[CheckResult], None] | None) -> None:
         loop = asyncio.get_running_loop()
@@ -95,14 +107,12 @@ class Scheduler:
         slot = window / len(checks) if checks else 0.0
         start = loop.time()
         tasks: set[asyncio.Task[None]] = set()
+        submit = getattr(self.prober, "submit", None)
+        submitted = _Submitted(self, slots, on_result)
 
         async def one(check: Check) -> None:
             try:
-                result = await self.prober.run(check)
-                self.store.put(result)
-                self.metrics.observe(result)
-                if on_result is not None:
-                    on_result(result)
+                self._record(await self.prober.run(check), on_result)
             except Exception:  # a probe bug must not end the sweep
                 log.exception("check %s failed unexpectedly", check.key)
             finally:
@@ -116,14 +126,19 @@ class Scheduler:
                     if delay > 0:
                         await asyncio.sleep(delay)
                 await slots.acquire()
+                if submit is not None and isinstance(check, DnsCheck):
+                    submitted.start(submit, check)
+                    continue
                 task = loop.create_task(one(check))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             if tasks:
                 await asyncio.gather(*tasks)
+            await submitted.wait()
         finally:
             for task in tasks:
                 task.cancel()
+            submitted.cancel()
 
     async def run_forever(self, plan_source: Callable[[], Plan]) -> None:
         """Sweep every interval until cancelled; a new plan is taken at each sweep start."""
@@ -143,3 +158,60 @@ class Scheduler:
             await asyncio.wait_for(self.wakeup.wait(), timeout=seconds)
         except TimeoutError:
             pass
+
+
+class _Submitted:
+    """The DNS checks of one sweep started with `Prober.submit`: each holds a concurrency slot
+    until its result is recorded from the completion callback."""
+
+    def __init__(self, scheduler: Scheduler, slots: asyncio.Semaphore,
+                 on_result: Callable[[CheckResult], None] | None) -> None:
+        self.scheduler, self.slots, self.on_result = scheduler, slots, on_result
+        self.running: set[_Run] = set()
+        self._idle: asyncio.Future[None] | None = None
+
+    def start(self, submit: Callable[..., Any], check: DnsCheck) -> None:
+        run = _Run(self, check)
+        try:
+            run.handle = submit(check, run.done)
+        except Exception:  # a probe bug must not end the sweep
+            log.exception("check %s failed unexpectedly", check.key)
+            self.slots.release()
+            return
+        self.running.add(run)
+
+    def finished(self, run: _Run, result: CheckResult | None) -> None:
+        self.running.discard(run)
+        try:
+            if result is not None:
+                self.scheduler._record(result, self.on_result)
+        except Exception:
+            log.exception("check %s failed unexpectedly", run.check.key)
+        finally:
+            self.slots.release()
+        if not self.running and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    async def wait(self) -> None:
+        if self.running:
+            self._idle = asyncio.get_running_loop().create_future()
+            await self._idle
+
+    def cancel(self) -> None:
+        """The sweep was cancelled: abandon the lookups still running."""
+        cancel = getattr(self.scheduler.prober, "cancel", None)
+        for run in list(self.running):
+            if cancel is not None and run.handle is not None:
+                cancel(run.handle)
+        self.running.clear()
+
+
+class _Run:
+    __slots__ = ("submitted", "check", "handle")
+
+    def __init__(self, submitted: _Submitted, check: DnsCheck) -> None:
+        self.submitted, self.check = submitted, check
+        self.handle: Any = None
+
+    def done(self, result: CheckResult | None) -> None:
+        self.submitted.finished(self, result)
