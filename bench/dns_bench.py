@@ -26,12 +26,12 @@ from pathlib import Path
 import dns.version
 
 from bench import svcprobe_adapter
-from bench.dns_engines import Counts, Job, run_dnspython, run_raw, run_raw_await
+from bench.dns_engines import Counts, Job, run_dnspython, run_raw, run_raw_await, run_raw_drain
 from tests.integration.knot import KnotServer, Record, find_knot, zone_text
 
 REPO = Path(__file__).resolve().parents[1]
 ZONE = "cluster.local."
-ENGINES = ("raw", "raw_await", "dnspython", "svcprobe")
+ENGINES = ("raw", "raw_drain", "raw_await", "dnspython", "svcprobe")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # A run whose client waited this share of its time for a CPU held by another process is
 # "disturbed" and left out of the medians when undisturbed rounds exist.
@@ -84,6 +84,8 @@ def runqueue_wait_seconds(pid: int) -> float:
 async def run_engine(name: str, job: Job, args: argparse.Namespace) -> Counts:
     if name == "raw":
         return await run_raw(job, sockets=args.raw_sockets)
+    if name == "raw_drain":
+        return await run_raw_drain(job, sockets=args.raw_sockets)
     if name == "raw_await":
         return await run_raw_await(job, sockets=args.raw_sockets)
     if name == "dnspython":
@@ -154,6 +156,7 @@ def summarise(runs: dict[str, list[dict]], pending: dict[str, str]) -> dict:
         cpu_rates = [r["lookups_per_client_cpu_second"] for r in rs if r["lookups_per_client_cpu_second"]]
         summary[name] = {
             "rounds_used": [r["round"] for r in rs],
+            "rounds_total": len(all_runs),
             "rounds_disturbed": sum(1 for r in all_runs if r not in clean),
             "lookups_per_second_median": statistics.median(rates),
             "lookups_per_second_min": min(rates),
@@ -170,8 +173,8 @@ def summarise(runs: dict[str, list[dict]], pending: dict[str, str]) -> dict:
         x, y = summary.get(a, {}).get(key), summary.get(b, {}).get(key)
         return round(x / y, 3) if x and y else None
 
-    pairs = (("svcprobe", "raw"), ("svcprobe", "dnspython"), ("svcprobe", "raw_await"),
-             ("raw_await", "raw"), ("dnspython", "raw"))
+    pairs = (("svcprobe", "raw"), ("svcprobe", "dnspython"), ("svcprobe", "raw_drain"), ("svcprobe", "raw_await"),
+             ("raw_drain", "raw"), ("raw_await", "raw"), ("dnspython", "raw"))
     return {
         "engines": summary,
         # The headline: lookups per wall-clock second, medians over rounds.
@@ -201,7 +204,7 @@ def print_table(result: dict) -> None:
             f"{name:<11} {s['lookups_per_second_median']:>10.0f} {rng:>19} "
             f"{(cpu_rate or 0):>10.0f} {s['client_cpu_utilisation_median']:>10.0%} "
             f"{s['client_runqueue_wait_median']:>9.0%} {s['server_cpu_utilisation_median']:>10.0%} "
-            f"{len(s['rounds_used']):>3}/{len(s['rounds_used']) + s['rounds_disturbed']:<3}"
+            f"{len(s['rounds_used']):>3}/{s['rounds_total']:<3}"
         )
     print()
     print("(medians over the rounds in which the client waited <= "
@@ -265,7 +268,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, help="seconds of warm-up before each run (0.3)")
     p.add_argument("--max-lookups", type=int, default=1_000_000, help="cap on lookups per run")
     p.add_argument("--concurrency", type=int, default=100, help="lookups in flight")
-    p.add_argument("--raw-sockets", type=int, default=4, help="UDP sockets of the raw loop")
+    p.add_argument("--raw-sockets", type=int, default=4, help="UDP sockets of the raw loops")
     p.add_argument("--server-cpu", type=int, default=0, help="CPU to pin knotd to; -1: no pinning")
     p.add_argument("--out", default=str(REPO / "bench" / "results.json"), help="JSON results file")
     args = p.parse_args(argv)

@@ -7,20 +7,26 @@ and stop by itself at ``job.deadline`` (a ``time.monotonic()`` value) at the lat
 - ``raw``: the Python ceiling. Pre-built query bytes (only the 2-byte id is patched per query),
   a few connected UDP DatagramProtocol sockets, replies matched by id, nothing parsed beyond
   the id and the rcode nibble. No per-query coroutine, future or timer.
+- ``raw_drain``: the raw loop, but each connected socket is read by a ``loop.add_reader``
+  callback that reads every datagram waiting (up to 64 per wake-up) instead of asyncio's
+  transport, which reads one datagram per wake-up of the event loop. The ceiling for an
+  engine doing its I/O that way (svcprobe's does).
 - ``raw_await``: the raw loop's sockets and queries, but one coroutine per lookup awaiting a
-  future, driven like dnspython and svcprobe: the ceiling for an ``await lookup()`` API.
+  future, driven like dnspython: the ceiling for an ``await lookup()`` API.
 - ``dnspython``: ``dns.asyncresolver.Resolver.resolve()`` from ``concurrency`` worker tasks
   (what a naive asyncio prober does); cache off, search off, one nameserver.
 - ``svcprobe``: the agent's own engine, through ``bench/svcprobe_adapter.py``.
 
-``dnspython`` and ``svcprobe`` are driven by the same worker loop (:func:`drive`), and both
-check every answer against the zone (``job.expected``); ``raw`` counts NOERROR replies.
+``dnspython`` is driven by a worker loop (:func:`drive`) like ``raw_await``; ``svcprobe``
+starts the next lookup from each finished lookup's callback (its sweep API). Both check every
+answer against the zone (``job.expected``); the raw loops count NOERROR replies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -169,6 +175,109 @@ async def run_raw(job: Job, sockets: int = 4) -> Counts:
         for sock in socks:
             if sock.transport is not None:
                 sock.transport.close()
+    notes = []
+    if run.stray:
+        notes.append(f"{run.stray} stray replies")
+    if run.errors:
+        notes.append(f"{len(run.errors)} socket errors, first {run.errors[0]}")
+    run.counts.detail = "; ".join(notes)
+    return run.counts
+
+
+# --------------------------------------------------------------------------------------------
+# raw loop, draining reader
+
+
+class _DrainSocket:
+    """One connected non-blocking UDP socket read by a selector callback that drains it."""
+
+    DRAIN = 64
+
+    def __init__(self, run: _RawRun, window: int, server: tuple[str, int]) -> None:
+        self.run = run
+        self.window = window
+        self.sock = socket.socket(socket.AF_INET6 if ":" in server[0] else socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self.sock.connect(server)
+        self.inflight: dict[int, float] = {}
+        self.next_id = 0
+
+    def send_one(self) -> bool:
+        run = self.run
+        i = run.claim()
+        if i < 0:
+            return False
+        qid = self.next_id
+        while qid in self.inflight:
+            qid = (qid + 1) & 0xFFFF
+        self.next_id = (qid + 1) & 0xFFFF
+        self.inflight[qid] = time.monotonic()
+        try:
+            self.sock.send(qid.to_bytes(2, "big") + run.templates[i % run.n_names])
+        except OSError as exc:  # (BlockingIOError included: counted as lost, expired later)
+            run.errors.append(repr(exc))
+        return True
+
+    def readable(self) -> None:
+        recv = self.sock.recv
+        for _ in range(self.DRAIN):
+            try:
+                data = recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.run.errors.append(repr(exc))
+                return
+            if self.inflight.pop((data[0] << 8) | data[1], None) is None:
+                self.run.stray += 1
+                continue
+            if data[3] & 0x0F == 0:
+                self.run.counts.ok += 1
+            else:
+                self.run.counts.wrong += 1
+            self.run.finished_one()
+            self.send_one()
+
+    def expire(self, now: float, timeout: float) -> int:
+        old = [qid for qid, sent in self.inflight.items() if now - sent > timeout]
+        for qid in old:
+            del self.inflight[qid]
+        return len(old)
+
+
+async def run_raw_drain(job: Job, sockets: int = 4) -> Counts:
+    loop = asyncio.get_running_loop()
+    templates = [dns.message.make_query(name, "A", use_edns=False).to_wire()[2:] for name in job.names]
+    run = _RawRun(job, templates)
+    socks: list[_DrainSocket] = []
+    sockets = max(1, min(sockets, job.concurrency))
+    windows = [job.concurrency // sockets + (1 if k < job.concurrency % sockets else 0) for k in range(sockets)]
+    try:
+        for window in windows:
+            sock = _DrainSocket(run, window, job.server)
+            socks.append(sock)
+            loop.add_reader(sock.sock.fileno(), sock.readable)
+        for sock in socks:
+            for _ in range(sock.window):
+                if not sock.send_one():
+                    break
+        while not run.finished.done():  # the same housekeeping as the raw loop
+            await asyncio.wait([run.finished], timeout=0.05)
+            now = time.monotonic()
+            for sock in socks:
+                lost = sock.expire(now, job.timeout)
+                run.counts.failed += lost
+                for _ in range(lost):
+                    sock.send_one()
+            if now >= job.deadline + job.timeout or (
+                run.counts.done >= run.issued and not any(s.inflight for s in socks)
+            ):
+                break
+        run.counts.failed += sum(len(s.inflight) for s in socks)
+    finally:
+        for sock in socks:
+            loop.remove_reader(sock.sock.fileno())
+            sock.sock.close()
     notes = []
     if run.stray:
         notes.append(f"{run.stray} stray replies")

@@ -89,7 +89,6 @@ _getrandbits = random.getrandbits
 _TYPE_CODES = wire.TYPE_CODES
 _parse = wire.parse_answer
 _WireError = wire.WireError
-_FLAG_TC = wire.FLAG_TC
 
 
 class Lookup:
@@ -145,24 +144,15 @@ def server_label(server: Server) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-_LABELS: dict[Server, str] = {}
-
-
-def _label(server: Server) -> str:
-    if len(_LABELS) >= 4096:
-        _LABELS.clear()
-    label = _LABELS[server] = server_label(server)
-    return label
-
-
 class _Pool:
     """The sockets to one nameserver."""
 
-    __slots__ = ("server", "size", "family", "sockaddr", "conns", "next")
+    __slots__ = ("server", "label", "size", "family", "sockaddr", "conns", "next")
 
     def __init__(self, server: Server, size: int) -> None:
         host, port = server
         self.server = server
+        self.label = server_label(server)
         self.size = size
         self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
         # Numeric only: a nameserver is an address, never a name to resolve (no blocking here).
@@ -464,6 +454,7 @@ class DnsEngine:
         pending[qid] = w
         w._conn = conn
         w._qid = qid
+        w.server = pool.label
         conn.quota -= 1
         w.queries += 1
         self.queries_sent += 1
@@ -493,6 +484,7 @@ class DnsEngine:
         return pool
 
     def _cannot_send(self, w: Lookup, exc: BaseException) -> None:
+        w.server = server_label(w._servers[w._si])
         w.queries += 1
         self.queries_sent += 1
         assert self._loop is not None
@@ -582,7 +574,7 @@ class DnsEngine:
         if w.trace is not None:
             _record(w.trace, w.qname, w._qtype, w._servers[w._si], transport,
                     wire.RCODE_NAMES.get(rcode, f"RCODE{rcode}"), records, rtt_ns / 1e9, reply=data)
-        if flags & _FLAG_TC and transport == "udp":
+        if flags & 0x0200 and transport == "udp":  # TC
             w._tcp = True  # truncated: ask again over TCP, as resolvers do
             self._next_query(w)
             return
@@ -702,10 +694,6 @@ class DnsEngine:
         w._conn = None
         w.finished = True
         w.duration = w._elapsed_ns / 1e9
-        if w._servers:
-            server = w._servers[w._si]
-            label = _LABELS.get(server)
-            w.server = label if label is not None else _label(server)
         if w.records.__class__ is list:
             w.records = tuple(w.records)
         try:
@@ -722,6 +710,7 @@ class DnsEngine:
     async def _tcp(self, w: Lookup) -> None:
         w._tcp = False  # this query only; a retry after it goes over UDP again
         server = w._servers[w._si]
+        w.server = server_label(server)
         w.queries += 1
         self.queries_sent += 1
         t0 = _perf_ns()
