@@ -91,7 +91,7 @@ async def run_engine(name: str, job: Job, args: argparse.Namespace) -> Counts:
     if name == "dnspython":
         return await run_dnspython(job)
     if name == "svcprobe":
-        return await svcprobe_adapter.run_svcprobe(job)
+        return await svcprobe_adapter.run_svcprobe(job, sockets=args.raw_sockets)
     raise ValueError(name)
 
 
@@ -268,7 +268,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, help="seconds of warm-up before each run (0.3)")
     p.add_argument("--max-lookups", type=int, default=1_000_000, help="cap on lookups per run")
     p.add_argument("--concurrency", type=int, default=100, help="lookups in flight")
-    p.add_argument("--raw-sockets", type=int, default=4, help="UDP sockets of the raw loops")
+    p.add_argument("--raw-sockets", type=int, default=4, help="UDP sockets of the raw loops (and of svcprobe's engine)")
     p.add_argument("--server-cpu", type=int, default=0, help="CPU to pin knotd to; -1: no pinning")
     p.add_argument("--out", default=str(REPO / "bench" / "results.json"), help="JSON results file")
     args = p.parse_args(argv)
