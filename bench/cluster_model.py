@@ -41,7 +41,7 @@ import sys
 import time
 from typing import Any
 
-from agent import model, planner, settings as settings_mod, sharding, targets
+from agent import model, planner, settings as settings_mod, sharding
 from agent.health import Health
 from bench.common import REPO, environment, log, percentile, write_json
 from bench.synth import endpoint_slice, ipv4, realistic_cluster, service

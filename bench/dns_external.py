@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from bench import blackbox, dns_bench

@@ -41,6 +41,34 @@ def tcpi_rtt_us(sock: socket.socket) -> int | None:
     return struct.unpack_from("I", info, _TCPI_RTT_OFFSET)[0]
 
 
+def _listen(address: str, port: int, backlog: int) -> socket.socket:
+    s = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((address, port))
+        s.listen(backlog)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def _same_port(addresses: list[str], backlog: int) -> list[socket.socket]:
+    """One listening socket per address, all on one port number free on every address."""
+    for _ in range(100):
+        first = _listen(addresses[0], 0, backlog)
+        port = first.getsockname()[1]
+        got = [first]
+        try:
+            for a in addresses[1:]:
+                got.append(_listen(a, port, backlog))
+            return got
+        except OSError:
+            for s in got:
+                s.close()
+    raise RuntimeError("no port number free on every address")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--addresses", required=True, help="comma-separated loopback addresses")
@@ -48,23 +76,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backlog", type=int, default=4096)
     p.add_argument("--max-seconds", type=float, default=600.0)
     p.add_argument("--tcp-info", default="", help="record tcpi_rtt of accepted connections to this file")
+    p.add_argument("--same-ports", action="store_true", help="the same port numbers on every address")
     args = p.parse_args(argv)
 
+    addresses = [loopback(a.strip()) for a in args.addresses.split(",")]
+    if args.same_ports:
+        socks = []
+        for _ in range(args.ports):
+            socks += _same_port(addresses, args.backlog)
+    else:
+        socks = [_listen(a, 0, args.backlog) for a in addresses for _ in range(args.ports)]
     sel = selectors.DefaultSelector()
     listeners: list[tuple[str, int]] = []
-    socks = []
-    for address in args.addresses.split(","):
-        address = loopback(address.strip())
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        for _ in range(args.ports):
-            s = socket.socket(family, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((address, 0))
-            s.listen(args.backlog)
-            s.setblocking(False)
-            sel.register(s, selectors.EVENT_READ)
-            socks.append(s)
-            listeners.append((address, s.getsockname()[1]))
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+        listeners.append(s.getsockname()[:2])
     sel.register(sys.stdin, selectors.EVENT_READ, data="stdin")
     print(json.dumps({"listeners": listeners, "pid": os.getpid()}), flush=True)
 
@@ -106,8 +133,8 @@ class Listeners:
     """Runs this module as a child (optionally pinned) and stops it."""
 
     def __init__(self, addresses: list[str], ports: int, *, cpu: int | None = None, max_seconds: float = 600,
-                 tcp_info: str = "") -> None:
-        self.addresses, self.ports, self.cpu = addresses, ports, cpu
+                 tcp_info: str = "", same_ports: bool = False) -> None:
+        self.addresses, self.ports, self.cpu, self.same_ports = addresses, ports, cpu, same_ports
         self.max_seconds, self.tcp_info = max_seconds, tcp_info
         self.proc = None
         self.endpoints: list[tuple[str, int]] = []
@@ -122,6 +149,8 @@ class Listeners:
                "--ports", str(self.ports), "--max-seconds", str(self.max_seconds)]
         if self.tcp_info:
             cmd += ["--tcp-info", self.tcp_info]
+        if self.same_ports:
+            cmd.append("--same-ports")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO,
                                      env={**os.environ, "PYTHONPATH": str(REPO)})
         line = self.proc.stdout.readline()
