@@ -198,14 +198,14 @@ async def dnsperf_through(relay_addr: tuple[str, int], names: list[str], n: int,
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--normal-lookups", type=int, help="lookups per normal-rate sweep (200; quick 40)")
-    p.add_argument("--max-lookups", type=int, help="lookups per max-rate sweep (6000; quick 1500)")
+    p.add_argument("--normal-lookups", type=int, help="lookups per normal-rate sweep (200; quick 20)")
+    p.add_argument("--max-lookups", type=int, help="lookups per max-rate sweep (6000; quick 800)")
     p.add_argument("--conditions", default=",".join(CONDITIONS))
     p.add_argument("--no-pin", dest="pin", action="store_false")
     p.add_argument("--out", default=str(REPO / "bench" / "results-accuracy.json"))
     args = p.parse_args(argv)
-    args.normal_lookups = args.normal_lookups or (40 if args.quick else 200)
-    args.max_lookups = args.max_lookups or (1500 if args.quick else 6000)
+    args.normal_lookups = args.normal_lookups or (20 if args.quick else 200)
+    args.max_lookups = args.max_lookups or (800 if args.quick else 6000)
     args.conditions = [c for c in args.conditions.split(",") if c]
     if set(args.conditions) - set(CONDITIONS) or args.normal_lookups < 2 or args.max_lookups < 2:
         p.error(f"conditions from {CONDITIONS}; lookups >= 2")
