@@ -78,7 +78,7 @@ log = logging.getLogger(__name__)
 
 Server = tuple[str, int]
 OnDone = Callable[["Lookup"], None]
-_QUERY_CACHE_MAX = 200_000
+_QUERY_CACHE_MAX = 50_000  # query templates per query type (A, AAAA, CNAME, SRV): 200,000 in all
 _DRAIN = 64  # most datagrams read per wake-up, so one busy socket cannot hold the loop
 _MAX_PENDING = 16384  # queries in flight on one socket before a fresh one takes over (16-bit ids)
 _RECV_SIZE = 65535  # a whole UDP datagram, whatever the server sends
@@ -393,7 +393,8 @@ class DnsEngine:
         """(message after the id, question as sent, question lower-cased, end of the question)."""
         data = wire.query_message(qname, code)
         question = data[12 : wire.skip_name(data, 12) + 4]
-        tpl = (data[2:], question, question.lower(), 12 + len(question))
+        lower = question.lower()
+        tpl = (data[2:], question, question if lower == question else lower, 12 + len(question))
         cache = self._templates[code]
         if len(cache) >= _QUERY_CACHE_MAX:
             cache.clear()
