@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ TESTS_DIR = Path(__file__).resolve().parents[1]
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
-from testbed.bed import TestBed, unavailable_reason  # noqa: E402
+from testbed.bed import CP_IP, KUBERNETES_IP, TestBed, unavailable_reason  # noqa: E402
 
 E2E_DIR = Path(__file__).resolve().parent
 
@@ -51,3 +52,36 @@ def unique_ns(bed: TestBed, request: pytest.FixtureRequest) -> str:
     ns = f"t-{base}-{os.getpid() % 1000}-{int(time.monotonic() * 1000) % 100000}"
     bed.ensure_namespace(ns)
     return ns
+
+
+AGENT_NS = "svcprobe"
+AGENT_RBAC = [  # what the chart grants the agent (chart/templates/clusterrole.yaml)
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+     "metadata": {"name": "svcprobe-e2e"},
+     "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]},
+               {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                "verbs": ["get", "list", "watch"]}]},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+     "metadata": {"name": "svcprobe-e2e"},
+     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                 "name": "svcprobe-e2e"},
+     "subjects": [{"kind": "ServiceAccount", "name": "svcprobe", "namespace": AGENT_NS}]},
+]
+
+
+@dataclass(frozen=True)
+class AgentCredentials:
+    via_service: str  # kubeconfig: the API through the `kubernetes` ClusterIP, as from a pod
+    direct: str       # kubeconfig: the API server's own address (bypasses kube-proxy)
+
+
+@pytest.fixture(scope="session")
+def agent_credentials(bed: TestBed) -> AgentCredentials:
+    """A ServiceAccount with the chart's read-only RBAC and a TokenRequest token, as kubeconfigs."""
+    bed.apply(AGENT_RBAC)
+    token = bed.create_token(AGENT_NS, "svcprobe", duration="2h")
+    via = bed.write_kubeconfig(bed.workdir / "svcprobe-agent.kubeconfig", token=token,
+                               server=f"https://{KUBERNETES_IP}:443")
+    direct = bed.write_kubeconfig(bed.workdir / "svcprobe-agent-direct.kubeconfig", token=token,
+                                  server=f"https://{CP_IP}:6443")
+    return AgentCredentials(str(via), str(direct))

@@ -21,24 +21,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from testbed.bed import KUBERNETES_IP, Backend, TestBed, eventually
+from testbed.bed import Backend, TestBed, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
-
-AGENT_NS = "svcprobe"
-RBAC = [
-    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-     "metadata": {"name": "svcprobe-e2e"},
-     "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]},
-               {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
-                "verbs": ["get", "list", "watch"]}]},
-    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-     "metadata": {"name": "svcprobe-e2e"},
-     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                 "name": "svcprobe-e2e"},
-     "subjects": [{"kind": "ServiceAccount", "name": "svcprobe", "namespace": AGENT_NS}]},
-]
-
 
 @dataclass
 class LiveAgent:
@@ -72,6 +57,7 @@ class LiveAgent:
 
 
 def _env(bed: TestBed, kubeconfig: str, ns: str, node_ip: str) -> dict[str, str]:
+    """`svcprobe run` as in the chart's DaemonSet, limited to the test's namespace."""
     return {
         "SVCPROBE_KUBERNETES_KUBECONFIG": kubeconfig,
         "SVCPROBE_SELECTION_NAMESPACES": ns,
@@ -80,22 +66,18 @@ def _env(bed: TestBed, kubeconfig: str, ns: str, node_ip: str) -> dict[str, str]
         "SVCPROBE_SCHEDULER_INTERVAL_SECONDS": "2",
         "SVCPROBE_LISTEN": f"{node_ip}:9142",
         "SVCPROBE_NODE_NAME": "node1",
-        "SVCPROBE_POD_NAMESPACE": AGENT_NS,
+        "SVCPROBE_POD_NAMESPACE": "svcprobe",
         "SVCPROBE_SHUTDOWN_DRAIN_SECONDS": "0",
     }
 
 
 @pytest.fixture(scope="module")
-def live(bed: TestBed) -> Iterator[LiveAgent]:
+def live(bed: TestBed, agent_credentials: Any) -> Iterator[LiveAgent]:
     ns = f"live-{os.getpid() % 100000}"
     bed.ensure_namespace(ns)
-    bed.apply(RBAC)
-    token = bed.create_token(AGENT_NS, "svcprobe", duration="2h")
-    # The API through the kubernetes Service ClusterIP, as in a pod (its IP is in the cert SANs).
-    kc = str(bed.write_kubeconfig(bed.workdir / "svcprobe-agent.kubeconfig", token=token,
-                                  server=f"https://{KUBERNETES_IP}:443"))
     node = bed.node("node1")
-    env = _env(bed, kc, ns, node.ip)
+    # The API through the kubernetes Service ClusterIP, as in a pod (its IP is in the cert SANs).
+    env = _env(bed, agent_credentials.via_service, ns, node.ip)
     envv = [f"{k}={v}" for k, v in env.items()]
 
     probe = bed.node_exec("node1", ["env", *envv, sys.executable, "-m", "agent", "check",

@@ -2,10 +2,12 @@
 real CoreDNS, kube-proxy and backends, each detected on the right path with the right result, then
 recovered.
 
-The agent runs inside a node namespace (pod-like /etc/resolv.conf, kube-proxy rules of that
-node) and reads `kubectl get svc,endpointslices -A -o yaml` through --inventory. It is limited to
-the scenario's namespace (the canaries default/kubernetes and kube-system/kube-dns are always
-probed), so objects of other e2e tests do not leak into the assertions.
+`svcprobe check --output json` runs inside a node namespace (pod-like /etc/resolv.conf, that
+node's kube-proxy rules) and discovers the Services from the API with a ServiceAccount token
+through the `kubernetes` ClusterIP, as a DaemonSet pod does. The healthy case also runs from a
+static inventory (`kubectl get svc,endpointslices -A -o yaml` through --inventory). The agent is
+limited to the scenario's namespace (the canaries default/kubernetes and kube-system/kube-dns are
+always probed), so objects of other e2e tests do not leak into the assertions.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class Shop:
     web: list[Backend]
     db: list[Backend]
     web_ip: str
+    creds: Any  # conftest.AgentCredentials
 
     def restore(self, bed: TestBed) -> None:
         """Back to the healthy state every scenario starts from."""
@@ -64,7 +67,7 @@ class Shop:
 
 
 @pytest.fixture(scope="module")
-def shop(bed: TestBed) -> Iterator[Shop]:
+def shop(bed: TestBed, agent_credentials: Any) -> Iterator[Shop]:
     """Namespace with a multi-port ClusterIP Service (named ports), a headless Service whose
     endpoints have hostnames, and an ExternalName Service; all created through the API."""
     ns = f"shop-{os.getpid() % 100000}"
@@ -74,7 +77,7 @@ def shop(bed: TestBed) -> Iterator[Shop]:
     svc = bed.create_service(ns, "web", ports=WEB_PORTS)
     bed.create_service(ns, "db", headless=True, ports=DB_PORTS)
     bed.create_service(ns, "ext", external_name=f"web.{ns}.svc.cluster.local", ports=[])
-    shop = Shop(ns, web, db, svc["spec"]["clusterIP"])
+    shop = Shop(ns, web, db, svc["spec"]["clusterIP"], agent_credentials)
     shop.restore(bed)
     yield shop
     for b in web + db:
@@ -101,28 +104,38 @@ class Check:
             for r in rows) or "(none)"
 
 
-def run_check(bed: TestBed, shop: Shop, node: str = "node1", **env: str) -> Check:
-    """One `svcprobe check --output json` sweep inside `node` against a fresh inventory dump."""
-    inv = bed.workdir / f"inventory-{node}.yaml"
-    inv.write_text(bed.inventory_yaml())
+def run_check(bed: TestBed, shop: Shop, node: str = "node1", *, source: str = "api",
+              **env: str) -> Check:
+    """One `svcprobe check --output json` sweep inside `node`.
+
+    source: "api" (discovery through the kubernetes ClusterIP), "api-direct" (the API server's
+    own address, for a node whose kube-proxy is broken) or "inventory" (a fresh kubectl dump)."""
     envs = {"SVCPROBE_SELECTION_NAMESPACES": shop.ns, "SVCPROBE_SHARDING_REPLICAS": "0",
             "SVCPROBE_DNS_GRACE_SECONDS": "0", **env}
+    args = ["--output", "json"]
+    if source == "inventory":
+        inv = bed.workdir / f"inventory-{node}.yaml"
+        inv.write_text(bed.inventory_yaml())
+        args += ["--inventory", str(inv)]
+    else:
+        envs["SVCPROBE_KUBERNETES_KUBECONFIG"] = (
+            shop.creds.direct if source == "api-direct" else shop.creds.via_service)
     cp = bed.node_exec(node, ["env", *(f"{k}={v}" for k, v in envs.items()),
-                              sys.executable, "-m", "agent", "check", "--inventory", str(inv),
-                              "--output", "json"], timeout=180)
+                              sys.executable, "-m", "agent", "check", *args], timeout=180)
     assert cp.returncode in (0, 1), f"svcprobe check exited {cp.returncode}: {cp.stderr}"
     return Check(cp.returncode, json.loads(cp.stdout)["results"], cp.stderr)
 
 
-def assert_healthy(bed: TestBed, shop: Shop, node: str = "node1") -> Check:
-    c = run_check(bed, shop, node)
+def assert_healthy(bed: TestBed, shop: Shop, node: str = "node1", source: str = "api") -> Check:
+    c = run_check(bed, shop, node, source=source)
     assert c.rc == 0 and not c.failing(), c.summary()
     return c
 
 
-def test_services_resolved_in_all_forms_and_probed(bed: TestBed, shop: Shop) -> None:
+@pytest.mark.parametrize("source", ["api", "inventory"])
+def test_services_resolved_in_all_forms_and_probed(bed: TestBed, shop: Shop, source: str) -> None:
     for node in bed.nodes:
-        c = assert_healthy(bed, shop, node)
+        c = assert_healthy(bed, shop, node, source)
         ns = shop.ns
         # ClusterIP, multi-port with named ports
         web_dns = c.select(service="web", check="dns", path="resolver")
@@ -247,7 +260,9 @@ def test_backend_killed(bed: TestBed, shop: Shop) -> None:
 def test_kube_proxy_rules_flushed_on_one_node(bed: TestBed, shop: Shop) -> None:
     try:
         bed.flush_proxy_rules("node2")
-        c = run_check(bed, shop, "node2")
+        # Without kube-proxy rules the kubernetes ClusterIP is unreachable from node2 too, so
+        # this agent reads the API at the API server's own address.
+        c = run_check(bed, shop, "node2", source="api-direct")
         assert c.rc == 1
         cluster_ip_tcp = c.select(check="tcp", path="cluster_ip")
         assert {r["service"] for r in cluster_ip_tcp} >= {"web", "kubernetes", "kube-dns"}
