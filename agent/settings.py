@@ -77,8 +77,9 @@ class DnsSettings:
     grace_seconds: float = f(30.0, "After a Service or its endpoints change, a differing answer "
                              "counts as converging, not `wrong_answer`, for this long (TTL + caches).",
                              min=0)
-    sockets: int = f(8, "UDP sockets the engine spreads queries over; recycled every sweep so "
-                     "queries to a Service IP take several conntrack 5-tuples.", min=1, max=256)
+    sockets: int = f(8, "UDP sockets per nameserver that queries are spread over; each is replaced "
+                     "after 2,000 queries so queries to a Service IP keep taking fresh conntrack "
+                     "5-tuples.", min=1, max=256)
 
 
 @dataclasses.dataclass(frozen=True)
