@@ -16,7 +16,7 @@ import socket
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +49,6 @@ def free_port(address: str, kind: int = socket.SOCK_STREAM) -> int:
 def two_cpus() -> bool:
     """Whether the machine has (at least) CPUs 0 and 1 and taskset to pin to them."""
     return shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
-
-
-def pin_self(cpu: int | None) -> None:
-    if cpu is not None and cpu >= 0:
-        os.sched_setaffinity(0, {cpu})
 
 
 def taskset(cpu: int | None) -> list[str]:
@@ -215,12 +210,3 @@ def write_json(path: str | Path, data: Any) -> None:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def fmt(value: float | None, spec: str = ".2f", missing: str = "n/a") -> str:
-    return missing if value is None else format(value, spec)
-
-
-def chunks(seq: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(seq), n):
-        yield seq[i:i + n]

@@ -230,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
             _, status, ru = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - t0
             knot_cpu = _cpu(knot.pid) - knot_cpu0
+        accepted = lis.stop()
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         problems.append(f"sweep child exited {code}")
@@ -242,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
         "child_cpu_seconds_rusage": round(ru.ru_utime + ru.ru_stime, 3),
         "child_peak_rss_mib_rusage": round(ru.ru_maxrss / 1024, 1),
         "knotd_cpu_seconds": round(knot_cpu, 2),
-        "accepted_connections": None,
+        "listener_accepted_connections": accepted,
         "problems": problems,
     })
     if child:
