@@ -173,9 +173,9 @@ class Agent:
                 installed.append(sig)
 
         host, port = settings_mod.parse_listen(s.listen)
-        runner = web.AppRunner(server.make_app(self.context()), handle_signals=False, access_log=None)
+        runner = server.make_runner(server.make_app(self.context()))
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = server.BoundedTCPSite(runner, host, port)
         await site.start()
         bound = runner.addresses[0] if runner.addresses else (host, port)
         log.info("listening on %s:%s", bound[0], bound[1])

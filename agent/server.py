@@ -4,6 +4,14 @@
 the query string names a Service, never an address or a DNS name, so the endpoint cannot
 be used to make the agent contact anything else. It runs one request at a time and at
 most once per `debug_interval` seconds.
+
+The server is bounded so that a flood of connections cannot take the agent's file
+descriptors (which its DNS and TCP probes need) or memory: at most `MAX_CONNECTIONS` are
+open at once. A new connection beyond that closes the oldest idle one (no request in
+progress), so idle floods cannot lock out a fresh scrape or kubelet probe; when all of them
+are busy, the newcomer gets a 503 and is closed (requests are short, so this clears fast); a connection that has not completed a request within `KEEPALIVE_SECONDS`
+(idle, or sending its headers slowly) is closed. Bodies are refused above 1 KiB and header
+lines above aiohttp's 8 KiB limits.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import asyncio
 import dataclasses
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +32,9 @@ from agent.metrics import Metrics
 from agent.planner import Plan
 from agent.prober import Prober
 from agent.results import ResultStore
+
+MAX_CONNECTIONS = 64  # Prometheus replicas, kubelet probes and a few humans need far fewer
+KEEPALIVE_SECONDS = 30.0  # idle (or request-incomplete) connections are closed after this
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _RESULT_PARAMS = ("failing", "namespace", "service", "check")
@@ -43,6 +54,9 @@ class Context:
 
 
 CONTEXT = web.AppKey("svcprobe", Context)
+BUSY = web.AppKey("svcprobe-busy", set)  # connections (request handlers) with a request in progress
+_BUSY_REPLY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n"
+               b"Retry-After: 1\r\nConnection: close\r\n\r\ntoo many connections")
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -163,9 +177,88 @@ async def index(request: web.Request) -> web.Response:
                                             "/debug/probe?service=NAMESPACE/NAME"]})
 
 
+class _BoundedFactory:
+    """Protocol factory over `runner.server` that keeps at most `limit` connections open.
+
+    A handler is counted from the moment it is made: `pending` covers the gap until its
+    connection_made (asyncio queues that right behind the `call_soon` below, with nothing in
+    between), then `server.connections` has it until its connection is gone.
+    """
+
+    def __init__(self, runner: web.BaseRunner, limit: int) -> None:
+        self.runner, self.limit = runner, limit
+        self.pending = self.evicted = self.refused = 0
+
+    def _made(self) -> None:
+        self.pending -= 1
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        server = self.runner.server
+        assert server is not None
+        live = server.connections  # oldest first
+        excess = len(live) + self.pending + 1 - self.limit
+        if excess > 0:
+            busy = self.runner.app[BUSY] if isinstance(self.runner, web.AppRunner) else set()
+            for handler in live:
+                if excess <= 0:
+                    break
+                if handler not in busy:
+                    handler.force_close()
+                    self.evicted += 1
+                    excess -= 1
+            if excess > 0:
+                self.refused += 1
+                return _Busy()
+        self.pending += 1
+        asyncio.get_running_loop().call_soon(self._made)
+        return server()
+
+
+class _Busy(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(_BUSY_REPLY)  # type: ignore[attr-defined]
+        transport.close()
+
+
+@web.middleware
+async def _track_busy(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                      ) -> web.StreamResponse:
+    busy = request.app[BUSY]
+    busy.add(request.protocol)
+    try:
+        return await handler(request)
+    finally:
+        busy.discard(request.protocol)
+
+
+class BoundedTCPSite(web.BaseSite):
+    """Like aiohttp's TCPSite, with the connection bound of `_BoundedFactory`."""
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
+                 max_connections: int | None = None) -> None:
+        super().__init__(runner)
+        self._host, self._port = host, port
+        self.factory = _BoundedFactory(runner, max_connections or MAX_CONNECTIONS)
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self.factory, self._host, self._port,
+                                                reuse_address=True, backlog=128)
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    return web.AppRunner(app, handle_signals=False, access_log=None, keepalive_timeout=KEEPALIVE_SECONDS)
+
+
 def make_app(ctx: Context) -> web.Application:
-    app = web.Application(client_max_size=1024)
+    app = web.Application(client_max_size=1024, middlewares=[_track_busy])
     app[CONTEXT] = ctx
+    app[BUSY] = set()
     app.router.add_get("/", index)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
