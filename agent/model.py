@@ -92,7 +92,7 @@ class ReadyEndpoint:
 class Inventory:
     """An immutable snapshot of Services and EndpointSlices, indexed for the planner."""
 
-    __slots__ = ("services", "slices", "_by_service")
+    __slots__ = ("services", "slices", "_by_service", "_ready")
 
     def __init__(
         self, services: Iterable[Service] = (), slices: Iterable[EndpointSlice] = ()
@@ -106,6 +106,7 @@ class Inventory:
         for lst in by_service.values():
             lst.sort(key=lambda s: s.name)
         self._by_service = by_service
+        self._ready: dict[tuple[str, str], list[ReadyEndpoint]] = {}  # the snapshot is immutable
 
     def __len__(self) -> int:
         return len(self.services)
@@ -117,8 +118,12 @@ class Inventory:
         """Union of ready endpoint addresses over all of the Service's slices, deduplicated.
 
         `publishNotReadyAddresses` makes every endpoint count as ready, as the DNS spec says.
-        FQDN slices carry no address semantics and are ignored.
+        FQDN slices carry no address semantics and are ignored. Computed once per Service
+        and snapshot: the planner asks for it many times per Service.
         """
+        cached = self._ready.get(service.key)
+        if cached is not None and service is self.services.get(service.key):
+            return cached
         seen: dict[tuple[IPAddress, tuple[EndpointPort, ...]], ReadyEndpoint] = {}
         for sl in self.slices_of(service):
             if sl.address_type not in ("IPv4", "IPv6"):
@@ -130,7 +135,10 @@ class Inventory:
                     k = (addr, sl.ports)
                     if k not in seen:
                         seen[k] = ReadyEndpoint(addr, ep.hostname, sl.ports)
-        return sorted(seen.values(), key=lambda e: (e.address.version, int(e.address)))
+        ready = sorted(seen.values(), key=lambda e: (e.address.version, int(e.address)))
+        if service is self.services.get(service.key):
+            self._ready[service.key] = ready
+        return ready
 
     def endpoint_count(self) -> int:
         return sum(len(ep.addresses) for sl in self.slices.values() for ep in sl.endpoints)

@@ -47,27 +47,51 @@ LOOP_LAG_WARNING = 0.05
 class ResultStore:
     def __init__(self) -> None:
         self._results: dict[tuple[Any, ...], CheckResult] = {}
+        self._failing: dict[FailingKey, int] = {}  # failing series -> failing checks behind it
+        self._failing_checks = 0
         self.last_sweep: SweepStats | None = None
         self.sweeps = 0
         self.series_dropped = 0  # failing series beyond the series budget, summed per sweep
+
+    # The failing series are kept up to date as results come and go, so that a scrape costs
+    # O(failing), not O(all results) (190,000 results at 10,000 Services).
+    def _count(self, result: CheckResult, delta: int) -> None:
+        if result.passing:
+            return
+        c = result.check
+        key = (c.namespace, c.service, c.kind, c.path, result.result)
+        n = self._failing.get(key, 0) + delta
+        if n > 0:
+            self._failing[key] = n
+        else:
+            self._failing.pop(key, None)
+        self._failing_checks += delta
+
+    def _drop(self, key: tuple[Any, ...]) -> None:
+        self._count(self._results.pop(key), -1)
 
     def retain(self, planned_keys: Iterable[tuple[Any, ...]]) -> None:
         """Forget results of checks that are not planned any more."""
         keep = set(planned_keys)
         for key in [k for k in self._results if k not in keep]:
-            del self._results[key]
+            self._drop(key)
 
     def retain_services(self, services: Iterable[tuple[str, str]]) -> None:
         """Forget results of Services that are not probed any more."""
         keep = set(services)
         for key in [k for k, r in self._results.items() if (r.check.namespace, r.check.service) not in keep]:
-            del self._results[key]
+            self._drop(key)
 
     def put(self, result: CheckResult) -> None:
-        self._results[result.check.key] = result
+        key = result.check.key
+        old = self._results.get(key)
+        if old is not None:
+            self._count(old, -1)
+        self._results[key] = result
+        self._count(result, +1)
 
     def finish_sweep(self, stats: SweepStats, *, failing_budget: int) -> None:
-        stats.failing = sum(1 for r in self._results.values() if not r.passing)
+        stats.failing = self._failing_checks
         self.last_sweep = stats
         self.sweeps += 1
         self.series_dropped += max(0, len(self.failing_series()) - failing_budget)
@@ -80,12 +104,7 @@ class ResultStore:
 
     def failing_series(self) -> list[FailingKey]:
         """Distinct (namespace, service, check, path, result) of failing checks, sorted."""
-        series = {
-            (r.check.namespace, r.check.service, r.check.kind, r.check.path, r.result)
-            for r in self._results.values()
-            if not r.passing
-        }
-        return sorted(series)
+        return sorted(self._failing)
 
     def age(self) -> float | None:
         if self.last_sweep is None:

@@ -71,9 +71,12 @@ class DnsSettings:
     qtypes: tuple[str, ...] = f(QTYPES, "Address record types to ask for. The family a Service "
                                 "does not have is expected to answer NODATA.", choices=QTYPES)
     srv: bool = f(True, "Also check SRV records of named ports (absolute name).")
-    query_budget_per_second: float = f(20.0, "Most DNS queries per second this agent sends "
-                                       "(token bucket over every path and form).", min=0.1)
-    query_budget_burst: int = f(40, "Token bucket size: queries that may go out at once.", min=1)
+    query_budget_per_second: float = f(100.0, "Most DNS queries per second this agent sends "
+                                       "(token bucket over every path and form). With sharding an "
+                                       "agent needs about (Services x replicas / agents + canaries) x "
+                                       "20 queries per interval; when the budget is lower, sweeps take "
+                                       "longer (svcprobe_sweep_lag_seconds).", min=0.1)
+    query_budget_burst: int = f(100, "Token bucket size: queries that may go out at once.", min=1)
     grace_seconds: float = f(30.0, "After a Service or its endpoints change, a differing answer "
                              "counts as converging, not `wrong_answer`, for this long (TTL + caches).",
                              min=0)
@@ -103,7 +106,9 @@ class SelectionSettings:
     label_selector: str = f("", "Probe only Services whose labels match (`key=value`, `key!=value`, "
                             "`key`, `!key`, comma-separated, all must hold).")
     canaries: tuple[str, ...] = f((), "Extra `NAMESPACE/NAME` Services every agent probes, besides "
-                                  "`default/kubernetes`, the cluster DNS Service and its own Service.")
+                                  "`default/kubernetes`, the cluster DNS Service and its own Service. "
+                                  "A canary with more than 50 ready endpoints is probed like any other "
+                                  "Service (by `sharding.replicas` agents) so canaries stay cheap.")
 
 
 @dataclasses.dataclass(frozen=True)

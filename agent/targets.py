@@ -19,6 +19,11 @@ from agent.selection import Selection
 
 Key = tuple[str, str]
 API_SERVICE: Key = ("default", "kubernetes")
+# Canaries must stay cheap: every agent probes them every sweep. A would-be canary with more
+# ready endpoints than this (the agents' own Service in a large cluster: thousands of
+# addresses, one big DNS answer and a full TCP mesh) is probed like any other Service instead,
+# by `replicas` agents.
+CANARY_MAX_ENDPOINTS = 50
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +88,8 @@ def choose(inventory: model.Inventory, ts: TargetSettings) -> Targets:
         canary_keys.add(ts.dns_service)
     if ts.peers_service:
         canary_keys.add(ts.peers_service)
-    canaries = frozenset(k for k in canary_keys if k in inventory.services and _not_ignored(inventory.services[k]))
+    canaries = frozenset(k for k in canary_keys if k in inventory.services and _not_ignored(inventory.services[k])
+                         and len(inventory.ready_endpoints(inventory.services[k])) <= CANARY_MAX_ENDPOINTS)
     selected = [s for s in inventory.services.values() if ts.selection.selects(s) and s.key not in canaries]
     agents = peers(inventory, ts)
     if ts.me and ts.replicas > 0 and len(agents) > ts.replicas:

@@ -201,3 +201,16 @@ def test_ip_valued_external_name_expects_nxdomain() -> None:
     p = planner.plan(model.Inventory([ext, named]), PS)
     assert {c.expect.kind for c in p.dns if c.service == "byip"} == {Expect.NXDOMAIN}
     assert {c.expect.describe() for c in p.dns if c.service == "byname"} == {"api.example.com."}
+
+
+def test_a_canary_with_many_endpoints_is_sharded_like_any_service() -> None:
+    inv = cluster()
+    big = model.Inventory(inv.services.values(), [
+        *[s for s in inv.slices.values() if s.service_name != "svcprobe"],
+        eps("monitoring", "svcprobe", *[f"198.19.{9 + i // 250}.{i % 250 + 1}" for i in range(targets.CANARY_MAX_ENDPOINTS + 1)]),
+    ])
+    ts = targets.TargetSettings(peers_service=("monitoring", "svcprobe"))
+    assert ("monitoring", "svcprobe") in targets.choose(inv, ts).canaries
+    t = targets.choose(big, ts)
+    assert ("monitoring", "svcprobe") not in t.canaries
+    assert t.selected == 61  # now one of the selected (sharded) Services
