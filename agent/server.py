@@ -11,19 +11,22 @@ open at once. A new connection beyond that closes the oldest idle one (no reques
 progress), so idle floods cannot lock out a fresh scrape or kubelet probe; when all of them
 are busy, the newcomer gets a 503 and is closed (requests are short, so this clears fast); a connection that has not completed a request within `KEEPALIVE_SECONDS`
 (idle, or sending its headers slowly) is closed. Bodies are refused above 1 KiB and header
-lines above aiohttp's 8 KiB limits.
+lines above aiohttp's 8 KiB limits. A request that does not even parse as HTTP gets its 400
+and is logged at debug level, in one line: aiohttp would log an ERROR with a traceback for
+each, which lets any client flood the agent's log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from agent import model
 from agent.checks import CheckResult
@@ -251,8 +254,28 @@ class BoundedTCPSite(web.BaseSite):
                                                 reuse_address=True, backlog=128)
 
 
+class _BadRequestsToDebug(logging.Filter):
+    """Malformed HTTP from a client is the client's problem: one debug line, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, http_exceptions.HttpProcessingError):
+            return True
+        if not _HTTP_LOG.isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            "bad HTTP request: %s", (str(exc).splitlines()[0][:200],), None, None)
+        return True
+
+
+_HTTP_LOG = logging.getLogger("agent.server.http")
+_HTTP_LOG.addFilter(_BadRequestsToDebug())
+
+
 def make_runner(app: web.Application) -> web.AppRunner:
-    return web.AppRunner(app, handle_signals=False, access_log=None, keepalive_timeout=KEEPALIVE_SECONDS)
+    return web.AppRunner(app, handle_signals=False, access_log=None, keepalive_timeout=KEEPALIVE_SECONDS,
+                         logger=_HTTP_LOG)
 
 
 def make_app(ctx: Context) -> web.Application:
