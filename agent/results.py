@@ -52,6 +52,10 @@ class ResultStore:
         self.last_sweep: SweepStats | None = None
         self.sweeps = 0
         self.series_dropped = 0  # failing series beyond the series budget, summed per sweep
+        # Services dropped by retain_services since the current sweep began: a result of theirs
+        # that arrives late (its check was in flight) is not taken back in.
+        self._gone: set[tuple[str, str]] = set()
+        self._planned: set[tuple[str, str]] = set()  # Services of the current sweep's plan
 
     # The failing series are kept up to date as results come and go, so that a scrape costs
     # O(failing), not O(all results) (190,000 results at 10,000 Services).
@@ -75,14 +79,20 @@ class ResultStore:
         keep = set(planned_keys)
         for key in [k for k in self._results if k not in keep]:
             self._drop(key)
+        self._gone.clear()  # a new plan: what it has is probed again
+        self._planned = {(k[1], k[2]) for k in keep}  # keys are (kind, namespace, service, ...)
 
     def retain_services(self, services: Iterable[tuple[str, str]]) -> None:
         """Forget results of Services that are not probed any more."""
         keep = set(services)
         for key in [k for k, r in self._results.items() if (r.check.namespace, r.check.service) not in keep]:
+            self._gone.add((self._results[key].check.namespace, self._results[key].check.service))
             self._drop(key)
+        self._gone = (self._gone | self._planned) - keep
 
     def put(self, result: CheckResult) -> None:
+        if self._gone and (result.check.namespace, result.check.service) in self._gone:
+            return  # removed while its check was in flight
         key = result.check.key
         old = self._results.get(key)
         if old is not None:
