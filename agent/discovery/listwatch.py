@@ -197,6 +197,20 @@ async def api_error(resp: aiohttp.ClientResponse) -> ApiError:
                     retry_after=_retry_after(resp.headers.get("Retry-After")))
 
 
+def finish(resp: aiohttp.ClientResponse, *, clean: bool) -> None:
+    """Release a response; after a failure (broken, timed out, abandoned) drop its connection
+    at once: a graceful TLS shutdown towards a peer that may be gone would hold the socket open
+    for another 30 s."""
+    if not clean:
+        conn = resp.connection
+        transport = conn.transport if conn is not None else None
+        if transport is not None:
+            transport.abort()
+        resp.close()
+    else:
+        resp.release()
+
+
 # ---------------------------------------------------------------------- wire decoding
 
 _decoder = json.JSONDecoder()
@@ -432,6 +446,7 @@ class Reflector:
             if token:
                 params["continue"] = token
             resp = await self.client.get(self.kind.path, params, read_timeout=self.read_timeout)
+            clean = False
             try:
                 if resp.status == 410 and token:
                     log.info("%s: list continue token expired after %d pages; listing again "
@@ -439,12 +454,16 @@ class Reflector:
                     self.health.relists[self.kind.name] += 1
                     seen.clear()
                     token, pages = None, 0
+                    clean = True
                     continue
                 if resp.status != 200:
-                    raise await api_error(resp)
+                    error = await api_error(resp)
+                    clean = True
+                    raise error
                 body = await resp.read()
+                clean = True
             finally:
-                resp.release()
+                finish(resp, clean=clean)
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError:
@@ -535,12 +554,16 @@ class Reflector:
         params = {"watch": "true", "resourceVersion": self.rv, "allowWatchBookmarks": "true",
                   "timeoutSeconds": str(timeout_s)}
         got = False
+        clean = False
         resp = await self.client.get(self.kind.path, params, read_timeout=self.read_timeout)
         try:
             if resp.status == 410:
+                clean = True
                 raise Expired(f"watch from resourceVersion {self.rv}: HTTP 410")
             if resp.status != 200:
-                raise await api_error(resp)
+                error = await api_error(resp)
+                clean = True
+                raise error
             async for lines in iter_lines(resp.content, self.read_timeout):
                 if not got:
                     got = True
@@ -555,8 +578,9 @@ class Reflector:
                     if self.generation != gen:
                         self.on_change()
                 await asyncio.sleep(0)  # a buffered burst must not monopolise the loop
+            clean = True  # the server ended the stream
         finally:
-            resp.release()
+            finish(resp, clean=clean)
         return got
 
     # -- the loop
