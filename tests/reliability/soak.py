@@ -44,10 +44,15 @@ from agent.inventory.source import StaticSource
 from agent.runner import Agent
 from tests.reliability.common import ZONE, Svc, agent_settings, manifest, write_atomically
 
-CLUSTER_IPS = [f"127.60.0.{i}" for i in range(1, 33)]
-ENDPOINTS = [f"127.61.0.{i}" for i in range(1, 49)]
-DEAD = set(ENDPOINTS[-6:])  # no listener: endpoint TCP refused
 PORT = 18080
+
+
+def addresses(block: int) -> tuple[list[str], list[str], set[str]]:
+    """ClusterIPs and endpoints in 127.<block>.0.0/16 (a random block per run, so runs can
+    overlap), and the endpoints left without a listener (endpoint TCP refused)."""
+    cluster_ips = [f"127.{block}.0.{i}" for i in range(1, 33)]
+    endpoints = [f"127.{block}.1.{i}" for i in range(1, 49)]
+    return cluster_ips, endpoints, set(endpoints[-6:])
 
 
 @dataclasses.dataclass
@@ -74,8 +79,9 @@ def fds() -> int:
 
 
 class Churn:
-    def __init__(self, n: int, rng: random.Random) -> None:
+    def __init__(self, n: int, rng: random.Random, endpoints: list[str], cluster_ips: list[str]) -> None:
         self.rng, self.n, self.gen = rng, n, 0
+        self.endpoints, self.cluster_ips = endpoints, cluster_ips
         self.services: dict[str, Svc] = {}
         self.no_dns: set[str] = set()
         for _ in range(n):
@@ -84,8 +90,8 @@ class Churn:
     def _add(self) -> None:
         self.gen += 1
         name = f"svc-{self.gen}"
-        eps = tuple((a, PORT) for a in self.rng.sample(ENDPOINTS, self.rng.randint(0, 3)))
-        self.services[name] = Svc(f"ns{self.gen % 3}", name, self.rng.choice(CLUSTER_IPS), PORT, eps)
+        eps = tuple((a, PORT) for a in self.rng.sample(self.endpoints, self.rng.randint(0, 3)))
+        self.services[name] = Svc(f"ns{self.gen % 3}", name, self.rng.choice(self.cluster_ips), PORT, eps)
         if self.rng.random() < 0.1:
             self.no_dns.add(name)
 
@@ -98,7 +104,7 @@ class Churn:
             self._add()
         for name in self.rng.sample(sorted(self.services), min(len(self.services), 3)):
             s = self.services[name]
-            eps = tuple((a, PORT) for a in self.rng.sample(ENDPOINTS, self.rng.randint(0, 3)))
+            eps = tuple((a, PORT) for a in self.rng.sample(self.endpoints, self.rng.randint(0, 3)))
             self.services[name] = dataclasses.replace(s, endpoints=eps)
 
     def keys(self) -> set[tuple[str, str]]:
@@ -138,9 +144,20 @@ async def soak(*, seconds: float, services: int = 20, interval: float = 5.0, chu
     inventory_file = work / "inventory.yaml"
     dns = DnsServer({}, zone=ZONE)
     await dns.start("127.0.0.1", 0)
-    listeners = [await asyncio.start_server(_accept, a, PORT, reuse_address=True)
-                 for a in CLUSTER_IPS + [e for e in ENDPOINTS if e not in DEAD]]
-    ch = Churn(services, rng)
+    listeners: list[asyncio.base_events.Server] = []
+    for block in random.Random().sample(range(60, 250), 8):
+        cluster_ips, endpoints, dead = addresses(block)
+        try:
+            for a in cluster_ips + [e for e in endpoints if e not in dead]:
+                listeners.append(await asyncio.start_server(_accept, a, PORT, reuse_address=False))
+            break
+        except OSError:  # taken (another run): another block
+            for srv in listeners:
+                srv.close()
+            listeners = []
+    else:
+        raise RuntimeError("no free 127.N.0.0/16 block for the soak's listeners")
+    ch = Churn(services, rng, endpoints, cluster_ips)
     ch.write(inventory_file, dns)
     defaults = settings_mod.load(overrides={"dns.nameservers": ("127.0.0.1:53",)}).dns
     overrides: dict[str, Any] = {  # the agent's own budget unless told otherwise
