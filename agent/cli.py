@@ -188,16 +188,22 @@ async def _sync_from_api(source: Source, s: settings_mod.Settings) -> asyncio.Ta
     try:
         synced = await source.wait_synced(SYNC_TIMEOUT)
     except DiscoveryConfigError as exc:
-        task.cancel()
+        await _stop(task)
         raise UsageError(f"Kubernetes API: {exc}") from None
     if not synced:
-        task.cancel()
+        await _stop(task)
         raise UsageError(f"Kubernetes API {source.server}: no full list of Services and EndpointSlices "
                          f"within {SYNC_TIMEOUT:.0f}s: {source.last_error or 'no answer'}")
     return task
 
 
 SYNC_TIMEOUT = 60.0
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel and wait, so the API session is closed before we exit."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _run(s: settings_mod.Settings) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -158,6 +159,11 @@ class Agent:
     async def _sweep_when_synced(self) -> None:
         while not self.health.inventory_synced:  # no sweeps over a half-listed cluster
             await asyncio.sleep(0.2)
+        # What exists after the first sync (the inventory, imports) lives as long as the
+        # process: keep it out of the garbage collector's scans, which otherwise stall the
+        # loop for 100+ ms at 10,000 Services and skew probe timings.
+        gc.collect()
+        gc.freeze()
         await self.scheduler.run_forever(self.plan)
 
     async def run(self, *, stop: asyncio.Event | None = None,
