@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,9 @@ def plan_settings(s: settings_mod.Settings) -> planner.PlanSettings:
     )
 
 
+LINK_LOCAL = ipaddress.ip_network("169.254.0.0/16")
+
+
 def target_settings(s: settings_mod.Settings) -> targets.TargetSettings:
     """Selection, sharding and path settings, validated; raises ConfigError naming the key."""
     def ref(text: str, key: str) -> tuple[str, str]:
@@ -60,6 +64,13 @@ def target_settings(s: settings_mod.Settings) -> targets.TargetSettings:
     nodelocal = None
     if s.paths.nodelocal_address:
         nodelocal = settings_mod.parse_nameserver(s.paths.nodelocal_address, "paths.nodelocal_address")
+    else:
+        # Detected: NodeLocal DNSCache listens on a link-local address that the kubelet then
+        # hands to pods as their nameserver (169.254.20.10 by convention).
+        for ns in settings_mod.nameserver_addresses(s):
+            if ipaddress.ip_address(ns[0]) in LINK_LOCAL:
+                nodelocal = ns
+                break
     return targets.TargetSettings(
         selection=selection.Selection(frozenset(s.selection.namespaces), frozenset(s.selection.exclude_namespaces),
                                       selector),

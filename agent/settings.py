@@ -129,7 +129,9 @@ class PathSettings:
     endpoints: bool = f(True, "Also resolve the canary Services' FQDNs at every cluster DNS replica "
                         "directly, so one sick replica shows up by its address.")
     nodelocal_address: str = f("", "NodeLocal DNSCache address (e.g. 169.254.20.10) for the "
-                               "`nodelocal` path; empty: none.")
+                               "`nodelocal` path. Empty: detected, i.e. a link-local nameserver "
+                               "(169.254.0.0/16) among `dns.nameservers` is taken to be NodeLocal "
+                               "DNSCache; none otherwise.")
 
 
 @dataclasses.dataclass(frozen=True)

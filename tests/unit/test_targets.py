@@ -214,3 +214,16 @@ def test_a_canary_with_many_endpoints_is_sharded_like_any_service() -> None:
     t = targets.choose(big, ts)
     assert ("monitoring", "svcprobe") not in t.canaries
     assert t.selected == 61  # now one of the selected (sharded) Services
+
+
+@pytest.mark.parametrize(("nameservers", "configured", "expected"), [
+    pytest.param(("169.254.20.10",), "", ("169.254.20.10", 53), id="detected-link-local"),
+    pytest.param(("198.18.0.10", "169.254.25.10:5353"), "", ("169.254.25.10", 5353), id="detected-second"),
+    pytest.param(("198.18.0.10",), "", None, id="none"),
+    pytest.param(("169.254.20.10",), "198.18.0.53", ("198.18.0.53", 53), id="configured-wins"),
+])
+def test_nodelocal_detection(nameservers: tuple[str, ...], configured: str, expected: tuple[str, int] | None) -> None:
+    from agent import runner, settings
+
+    s = settings.load(overrides={"dns.nameservers": nameservers, "paths.nodelocal_address": configured})
+    assert runner.target_settings(s).nodelocal == expected
