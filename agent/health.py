@@ -26,3 +26,5 @@ class Health:
     shard_owned: int = 0  # of those, probed by this agent
     shard_canaries: int = 0
     expected_cluster_qps: float = 0.0  # DNS queries/s all agents together send, by the formula
+    # HTTP connections the server closed to stay within its connection limit (agent/server.py)
+    http_shed: dict[str, int] = dataclasses.field(default_factory=lambda: {"evicted": 0, "busy": 0})

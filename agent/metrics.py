@@ -105,6 +105,11 @@ class _StateCollector(Collector):
         waits = o.budget.waits if o.budget is not None else 0
         yield CounterMetricFamily("svcprobe_budget_exhausted",
                                   "Lookups that waited because the DNS query budget was empty", value=waits)
+        shed = CounterMetricFamily("svcprobe_http_connections_shed",
+                                   "HTTP connections closed to stay within the connection limit", labels=["reason"])
+        for reason, n in sorted(health.http_shed.items()):
+            shed.add_metric([reason], n)
+        yield shed
         yield CounterMetricFamily("svcprobe_series_dropped",
                                   "Failing-Service series not exported because of the series budget",
                                   value=store.series_dropped)

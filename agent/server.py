@@ -188,9 +188,9 @@ class _BoundedFactory:
     between), then `server.connections` has it until its connection is gone.
     """
 
-    def __init__(self, runner: web.BaseRunner, limit: int) -> None:
-        self.runner, self.limit = runner, limit
-        self.pending = self.evicted = self.refused = 0
+    def __init__(self, runner: web.BaseRunner, limit: int, shed: dict[str, int]) -> None:
+        self.runner, self.limit, self.shed = runner, limit, shed  # shed: Health.http_shed
+        self.pending = 0
 
     def _made(self) -> None:
         self.pending -= 1
@@ -207,10 +207,10 @@ class _BoundedFactory:
                     break
                 if handler not in busy:
                     handler.force_close()
-                    self.evicted += 1
+                    self.shed["evicted"] += 1
                     excess -= 1
             if excess > 0:
-                self.refused += 1
+                self.shed["busy"] += 1
                 return _Busy()
         self.pending += 1
         asyncio.get_running_loop().call_soon(self._made)
@@ -238,10 +238,13 @@ class BoundedTCPSite(web.BaseSite):
     """Like aiohttp's TCPSite, with the connection bound of `_BoundedFactory`."""
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
-                 max_connections: int | None = None) -> None:
+                 max_connections: int | None = None, shed: dict[str, int] | None = None) -> None:
         super().__init__(runner)
         self._host, self._port = host, port
-        self.factory = _BoundedFactory(runner, max_connections or MAX_CONNECTIONS)
+        if shed is None:  # the agent's Health counts them for /metrics
+            app = runner.app if isinstance(runner, web.AppRunner) else None
+            shed = app[CONTEXT].health.http_shed if app is not None and CONTEXT in app else {"evicted": 0, "busy": 0}
+        self.factory = _BoundedFactory(runner, max_connections or MAX_CONNECTIONS, shed)
 
     @property
     def name(self) -> str:

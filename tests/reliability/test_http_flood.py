@@ -82,6 +82,9 @@ async def test_idle_connection_flood_is_bounded(tmp_path: Path, monkeypatch: pyt
                            "the server to close idle and half-sent connections", 20, alive=r.alive)
             await r.sweeps(2)
             assert r.agent.store.sweeps >= sweeps + 2
+            # ... and the metrics say what happened.
+            shed = {l["reason"]: v for l, v in (await r.metrics())["svcprobe_http_connections_shed_total"]}
+            assert shed["evicted"] >= FLOOD - server_mod.MAX_CONNECTIONS, shed
     finally:
         for s in socks:
             s.close()
@@ -124,6 +127,9 @@ async def test_request_storm_and_debug_probe_storm(tmp_path: Path) -> None:
             await storm(1000, aiohttp.TCPConnector(limit=250, force_close=True))
             assert set(statuses) <= {200, 400, 404, 503, "turned away"}, statuses
             assert statuses.get(200, 0) > 0
+            if 503 in statuses:
+                shed = {l["reason"]: v for l, v in (await r.metrics())["svcprobe_http_connections_shed_total"]}
+                assert shed["busy"] >= statuses[503], (shed, statuses)
             assert len(os.listdir("/proc/self/fd")) <= fds0 + 16
             # /debug/probe storm: one at a time, at most once a second; the rest get 429.
             queries0 = len(dns_server.queries)
