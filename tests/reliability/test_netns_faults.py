@@ -99,6 +99,8 @@ async def test_lossy_dns(tmp_path: Path, loss: float) -> None:
         ok = counter(during, "svcprobe_dns_lookups_total", result="ok") - counter(before, "svcprobe_dns_lookups_total", result="ok")
         timeouts = counter(during, "svcprobe_dns_lookups_total", result="timeout") - \
             counter(before, "svcprobe_dns_lookups_total", result="timeout")
+        print(f"loss {loss:.0%}: lookups ok {ok:.0f}, timeout {timeouts:.0f}; sweep results {seen}; "
+              f"packets dropped {b.ns.dropped()}")
         assert ok > 0  # retries get most lookups through
         if loss >= 0.5:
             # 2 attempts at 50% loss: about a quarter of lookups time out; the metrics say so.
