@@ -26,13 +26,13 @@ from pathlib import Path
 import dns.version
 
 from bench import svcprobe_adapter
+from bench.common import proc_cpu_seconds, runqueue_wait_seconds
 from bench.dns_engines import Counts, Job, run_dnspython, run_raw, run_raw_await, run_raw_drain
 from tests.integration.knot import KnotServer, Record, find_knot, zone_text
 
 REPO = Path(__file__).resolve().parents[1]
 ZONE = "cluster.local."
 ENGINES = ("raw", "raw_drain", "raw_await", "dnspython", "svcprobe")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 # A run whose client waited this share of its time for a CPU held by another process is
 # "disturbed" and left out of the medians when undisturbed rounds exist.
 DISTURBED_WAIT = 0.10
@@ -56,29 +56,6 @@ def service_zone(services: int, namespaces: int = 20) -> tuple[str, list[str], l
 
 # --------------------------------------------------------------------------------------------
 # measuring one run
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def runqueue_wait_seconds(pid: int) -> float:
-    """Time the process's threads spent runnable but waiting for a CPU (other load), from
-    /proc/PID/task/*/schedstat; 0.0 where the kernel does not provide it."""
-    total = 0
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                    total += int(f.read().split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    except OSError:
-        return 0.0
-    return total / 1e9
 
 
 async def run_engine(name: str, job: Job, args: argparse.Namespace) -> Counts:
