@@ -6,7 +6,8 @@
 set -euo pipefail
 
 log() { echo "   [20-knot] $*"; }
-sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# shellcheck source=../lib/apt.sh
+. "$(dirname "$0")/../lib/apt.sh"
 
 have_knot() {
     local dir
@@ -22,20 +23,7 @@ if have_knot; then
 fi
 
 log "installing Debian package knot"
-apt_opts=(-o DPkg::Lock::Timeout=300 -qq)
-sudo_if_needed apt-get "${apt_opts[@]}" update
-# policy-rc.d keeps the package's service from being started on this machine.
-policy=/usr/sbin/policy-rc.d
-created_policy=
-if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | sudo_if_needed tee "$policy" >/dev/null
-    sudo_if_needed chmod +x "$policy"
-    created_policy=1
-fi
-cleanup() { if [ -n "$created_policy" ]; then sudo_if_needed rm -f "$policy"; fi; }
-trap cleanup EXIT
-DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get "${apt_opts[@]}" install -y \
-    --no-install-recommends knot >/dev/null
+apt_install knot
 
 if ! have_knot; then
     log "knot was installed but knotd/knotc were not found" >&2

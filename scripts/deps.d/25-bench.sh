@@ -7,7 +7,8 @@
 set -euo pipefail
 
 log() { echo "   [25-bench] $*"; }
-sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# shellcheck source=../lib/apt.sh
+. "$(dirname "$0")/../lib/apt.sh"
 
 have() {
     local dir
@@ -26,20 +27,7 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 log "installing Debian package(s) ${missing[*]}"
-apt_opts=(-o DPkg::Lock::Timeout=300 -qq)
-sudo_if_needed apt-get "${apt_opts[@]}" update
-# policy-rc.d keeps the exporter's system service from being started on this machine.
-policy=/usr/sbin/policy-rc.d
-created_policy=
-if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | sudo_if_needed tee "$policy" >/dev/null
-    sudo_if_needed chmod +x "$policy"
-    created_policy=1
-fi
-cleanup() { if [ -n "$created_policy" ]; then sudo_if_needed rm -f "$policy"; fi; }
-trap cleanup EXIT
-DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get "${apt_opts[@]}" install -y \
-    --no-install-recommends "${missing[@]}" >/dev/null
+apt_install "${missing[@]}"
 
 for tool in dnsperf prometheus-blackbox-exporter; do
     if ! have "$tool"; then

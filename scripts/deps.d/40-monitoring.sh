@@ -25,24 +25,15 @@ DASHBOARD_LINTER_VERSION=v0.0.0-20231114210226-c458893a5731
 KUBERNETES_VALIDATE_VERSION=1.37.0
 
 log() { echo "   [40-monitoring] $*"; }
-sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# shellcheck source=../lib/apt.sh
+. "$(dirname "$0")/../lib/apt.sh"
 
 # --- Debian: prometheus + promtool -----------------------------------------------------------
 if command -v promtool >/dev/null && command -v prometheus >/dev/null; then
     log "prometheus $(promtool --version 2>&1 | awk 'NR==1{print $3}') present"
 else
     log "installing Debian package prometheus"
-    sudo_if_needed apt-get update -qq
-    # policy-rc.d keeps the package's service from being started on this machine.
-    policy=/usr/sbin/policy-rc.d
-    created_policy=
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' | sudo_if_needed tee "$policy" >/dev/null
-        sudo_if_needed chmod +x "$policy"
-        created_policy=1
-    fi
-    DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-    [ -n "$created_policy" ] && sudo_if_needed rm -f "$policy"
+    apt_install prometheus
 fi
 
 # --- Go-built tools ---------------------------------------------------------------------------

@@ -9,6 +9,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../lib/apt.sh
+. "$repo/scripts/lib/apt.sh"
 log() { echo "   [50-testbed] $*"; }
 
 if [ "$(uname -s)" != Linux ] || [ "$(id -u)" != 0 ]; then
@@ -27,20 +29,7 @@ if [ "${#need[@]}" = 0 ]; then
     log "etcd $(etcd --version 2>/dev/null | awk 'NR==1{print $3}'), iptables, nft, ip, openssl present"
 else
     log "installing Debian packages: ${need[*]}"
-    apt_opts=(-o DPkg::Lock::Timeout=300 -qq)
-    apt-get "${apt_opts[@]}" update
-    # policy-rc.d keeps the packages' services (etcd!) from being started on this machine.
-    policy=/usr/sbin/policy-rc.d
-    created_policy=
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod +x "$policy"
-        created_policy=1
-    fi
-    cleanup() { if [ -n "$created_policy" ]; then rm -f "$policy"; fi; }
-    trap cleanup EXIT
-    DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y --no-install-recommends \
-        "${need[@]}" >/dev/null
+    apt_install "${need[@]}"
 fi
 
 # --- Go-built binaries --------------------------------------------------------------------------
