@@ -46,6 +46,7 @@ async def test_bad_answers_then_recovery(tmp_path: Path) -> None:
                 await r.sweeps(1)
                 body = await r.sweeps(2)
                 dns = by_result(body, "dns")
+                print(f"{kind}: DNS results {dns}")
                 assert dns and set(dns) <= allowed, (kind, dns)
                 m = await r.metrics()
                 failing = {(k[1], k[4]) for k in failing_series(m)}

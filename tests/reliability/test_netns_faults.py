@@ -119,6 +119,7 @@ async def test_dns_down_then_back(tmp_path: Path) -> None:
         await r.sweeps(1)  # let a sweep that started before the kill finish
         body = await r.sweeps(2)
         dns = by_result(body, "dns")
+        print(f"server process gone: DNS results {dns}")
         assert dns and set(dns) <= DNS_BAD, dns
         assert by_result(body, "tcp") == {"ok": 6}
         m = await r.metrics()
