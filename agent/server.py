@@ -9,10 +9,11 @@ The server is bounded so that a flood of connections cannot take the agent's fil
 descriptors (which its DNS and TCP probes need) or memory: at most `MAX_CONNECTIONS` are
 open at once. A new connection beyond that closes the oldest idle one (no request in
 progress), so idle floods cannot lock out a fresh scrape or kubelet probe; when all of them
-are busy, the newcomer gets a 503 and is closed (requests are short, so this clears fast); a connection that has not completed a request within `KEEPALIVE_SECONDS`
-(idle, or sending its headers slowly) is closed. Bodies are refused above 1 KiB and header
-lines above aiohttp's 8 KiB limits. A request that does not even parse as HTTP gets its 400
-and is logged at debug level, in one line: aiohttp would log an ERROR with a traceback for
+are busy, the newcomer gets a 503 and is closed (requests are short, so this clears fast).
+A connection that has not completed a request within `KEEPALIVE_SECONDS` (idle, or sending
+its headers slowly) is closed. No handler reads a request body; request and header lines
+are limited to aiohttp's 8 KiB. A request that does not even parse as HTTP gets its 400 and
+is logged at debug level, in one line: aiohttp would log an ERROR with a traceback for
 each, which lets any client flood the agent's log.
 """
 
