@@ -188,3 +188,25 @@ async def test_tcp_backends_silent_reset_and_hanging(tmp_path: Path) -> None:
         assert len(os.listdir("/proc/self/fd")) <= fds + 8
         ns.iptables("-F", "INPUT")
         await state_intact(r, baseline)
+
+
+async def test_inventory_change_during_dns_outage(tmp_path: Path) -> None:
+    """While DNS is down, a Service is removed: its failing series go at once, the others stay
+    failing, and after recovery exactly the remaining Services pass."""
+    from tests.reliability.common import write_atomically
+
+    async with bed(tmp_path) as (b, r):
+        b.stop_relay()
+        await r.sweeps(1)
+        await r.sweeps(1)
+        assert {k[1] for k in failing_series(await r.metrics()) if k[2] == "dns"} == {"svc0", "svc1", "svc2"}
+        write_atomically(b.inventory, manifest(b.services[:2]))
+        await wait_for(lambda: r.agent.health.inventory_services == 2, "the reload", 10, alive=r.alive)
+        assert "svc2" not in {k[1] for k in failing_series(await r.metrics())}
+        await r.sweeps(2)
+        failing = failing_series(await r.metrics())
+        assert {k[1] for k in failing} == {"svc0", "svc1"}, failing
+        b.start_relay(0.0)
+        body = await all_passing(r, "recovery")
+        assert {x["service"] for x in body["results"]} == {"svc0", "svc1"}
+        assert failing_series(await r.metrics()) == set()
