@@ -285,6 +285,8 @@ def test_all_endpoints_removed_is_not_an_alarm(bed: TestBed, shop: Shop) -> None
         bed.set_endpoints(shop.ns, "db", [], ports=DB_SLICE_PORTS)
         for qtype in ("A", "AAAA"):  # TTL + cache
             bed.wait_dns(f"db.{shop.ns}.svc.cluster.local.", "NXDOMAIN", qtype)
+        # SRV answers are cached on their own: wait for them too, or a stale SRV is reported
+        bed.wait_dns(f"_pg._tcp.db.{shop.ns}.svc.cluster.local.", "NXDOMAIN", "SRV")
         bed.wait_proxy_rule("node1", shop.web_ip)
         eventually(lambda: f"{shop.web[0].ip}:8080" not in bed.proxy_rules("node1"),
                    what="kube-proxy drops the endpoints")
