@@ -60,6 +60,7 @@ import collections
 import errno
 import functools
 import logging
+import os
 import random
 import socket
 import struct
@@ -85,7 +86,9 @@ _RECV_SIZE = 65535  # a whole UDP datagram, whatever the server sends
 _SWEEP_SLACK = 0.001  # the sweeper wakes this long after the earliest deadline
 
 _perf_ns = time.perf_counter_ns
-_getrandbits = random.getrandbits
+# Message ids come from a generator of the engine's own (seeded from the OS), so nothing
+# else in the process can predict or disturb them through the shared `random` state.
+_getrandbits = random.Random(int.from_bytes(os.urandom(16), "big")).getrandbits
 _TYPE_CODES = wire.TYPE_CODES
 _parse = wire.parse_answer
 _WireError = wire.WireError
@@ -758,7 +761,7 @@ class DnsEngine:
         self._in_tcp.discard(w)
 
     async def _tcp_exchange(self, tpl: tuple[bytes, bytes, bytes, int], server: Server) -> bytes:
-        qid = random.getrandbits(16)
+        qid = _getrandbits(16)
         writer = None
         try:
             async with asyncio.timeout(self.timeout):
