@@ -88,8 +88,12 @@ class Churn:
             self._add()
 
     def _add(self) -> None:
+        # Names come from a pool three times the inventory's size: Services go and come back
+        # under the same names with new addresses, as in a cluster. (Ever-new names would also
+        # grow the DNS engine's query-template cache, bounded at 200,000 templates.)
         self.gen += 1
-        name = f"svc-{self.gen}"
+        free = [i for i in range(3 * self.n) if f"svc-{i}" not in self.services]
+        name = f"svc-{self.rng.choice(free)}"
         eps = tuple((a, PORT) for a in self.rng.sample(self.endpoints, self.rng.randint(0, 3)))
         self.services[name] = Svc(f"ns{self.gen % 3}", name, self.rng.choice(self.cluster_ips), PORT, eps)
         if self.rng.random() < 0.1:
@@ -197,6 +201,8 @@ async def soak(*, seconds: float, services: int = 20, interval: float = 5.0, chu
                     rewrites += 1
                     next_churn = now + churn
                 if now >= next_sample:
+                    dns.queries.clear()  # the test server's own query log: not the agent's memory
+                    dns.udp_sources.clear()
                     last = agent.store.last_sweep
                     samples.append(Sample(round(now - t0, 1), rss_kib(), fds(), len(asyncio.all_tasks()),
                                           agent.store.sweeps, last.lag if last else 0.0,
@@ -213,7 +219,8 @@ async def soak(*, seconds: float, services: int = 20, interval: float = 5.0, chu
             p.unlink()
         work.rmdir()
     return summarize(samples, stale=stale, failing_seen=len(failing_seen), rewrites=rewrites,
-                     seconds=seconds, services=services, interval=interval, budget=budget, budget_waits=agent.budget.waits)
+                     seconds=seconds, services=services, interval=interval, budget=budget, budget_waits=agent.budget.waits,
+                     dns_query_templates=sum(len(c) for c in agent.dns._templates.values()))
 
 
 def summarize(samples: list[Sample], **meta: Any) -> dict[str, Any]:
