@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import resource
+import subprocess
 import shutil
 import socket
 import statistics
@@ -175,6 +176,18 @@ def ratio(x: float | None, y: float | None) -> float | None:
     return round(x / y, 3) if x and y else None
 
 
+def git_commit() -> str:
+    """The measured code's commit, marked when agent/ or bench/ has uncommitted changes."""
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "agent", "bench"],
+                               capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+    return commit + "+uncommitted" if dirty else commit
+
+
 def environment() -> dict[str, Any]:
     import platform
     import subprocess
@@ -187,15 +200,7 @@ def environment() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "agent", "bench"],
-                               capture_output=True, text=True).stdout.strip()
-        if dirty:
-            commit += "+uncommitted"
-    except OSError:
-        commit = "unknown"
+    commit = git_commit()
     return {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "commit": commit,

@@ -26,7 +26,7 @@ from pathlib import Path
 import dns.version
 
 from bench import svcprobe_adapter
-from bench.common import proc_cpu_seconds, runqueue_wait_seconds
+from bench.common import git_commit, proc_cpu_seconds, runqueue_wait_seconds
 from bench.dns_engines import Counts, Job, run_dnspython, run_raw, run_raw_await, run_raw_drain
 from tests.integration.knot import KnotServer, Record, find_knot, zone_text
 
@@ -208,15 +208,7 @@ def environment(server: KnotServer, knotd: str) -> dict:
         knot_version = subprocess.run([knotd, "--version"], capture_output=True, text=True).stdout.split()[-1]
     except (OSError, IndexError):
         knot_version = "unknown"
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "agent", "bench"],
-                               capture_output=True, text=True).stdout.strip()
-        if dirty:
-            commit += "+uncommitted"
-    except OSError:
-        commit = "unknown"
+    commit = git_commit()
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": commit,
