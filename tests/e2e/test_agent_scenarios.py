@@ -64,6 +64,12 @@ class Shop:
         # DNS caches (TTL 5 s in the bed) may still hold the answers of the last scenario.
         bed.wait_dns(f"db.{self.ns}.svc.cluster.local.", {b.ip for b in self.db})
         bed.wait_dns(f"db.{self.ns}.svc.cluster.local.", "NOERROR", "AAAA")
+        # SRV answers are cached apart from A/AAAA: a scenario that waited for a negative SRV
+        # answer leaves it cached for a TTL after the endpoints are back.
+        want = {f"{b.name}.db.{self.ns}.svc.cluster.local." for b in self.db}
+        bed.wait_dns(f"_pg._tcp.db.{self.ns}.svc.cluster.local.",
+                     lambda got: isinstance(got, set) and {d.split()[-1] for d in got} == want,
+                     "SRV")
 
 
 @pytest.fixture(scope="module")

@@ -1022,15 +1022,17 @@ class TestBed:
         data = {rr["data"] for rr in r["answers"] if rr["type"] == qtype}
         return data if data else r["rcode"]
 
-    def wait_dns(self, name: str, expect: set[str] | str, qtype: str = "A", *,
-                 timeout: float = 30) -> None:
-        """Waits until every CoreDNS replica answers `expect` (a set of records, or an rcode
-        such as "NXDOMAIN") for `name`: the bed's caches have converged on the API state."""
+    def wait_dns(self, name: str, expect: set[str] | str | Callable[[set[str] | str], bool],
+                 qtype: str = "A", *, timeout: float = 30) -> None:
+        """Waits until every CoreDNS replica answers `expect` (a set of records, an rcode such
+        as "NXDOMAIN", or a predicate over what `dns_answer` returns) for `name`: the bed's
+        caches have converged on the API state."""
+        accept = expect if callable(expect) else (lambda got: got == expect)
         for r in range(1, self.dns_replicas + 1):
             if not self.process_running(f"coredns-{r}"):
                 continue  # stopped on purpose
             self._wait(f"{name} {qtype} = {expect} at CoreDNS replica {r}",
-                       lambda: self.dns_answer(name, qtype, server=self.dns_ip(r)) == expect,
+                       lambda: accept(self.dns_answer(name, qtype, server=self.dns_ip(r))),
                        timeout=timeout)
 
     def node_popen(self, node: str | None, argv: Sequence[str], **kw: Any) -> subprocess.Popen:
