@@ -11,8 +11,8 @@ import ipaddress
 import json
 import os
 import resource
-import subprocess
 import shutil
+import subprocess
 import socket
 import statistics
 import sys
@@ -190,7 +190,6 @@ def git_commit() -> str:
 
 def environment() -> dict[str, Any]:
     import platform
-    import subprocess
 
     cpu_model = ""
     try:
