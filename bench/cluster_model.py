@@ -13,7 +13,7 @@ and, on every third, ``metrics``; 10 ready endpoints each), plus the canaries: t
 Service (3 endpoints), the cluster DNS Service (CoreDNS replicas: one per 100 nodes, at least
 2 -- an assumption) and the agents' own headless Service (one ready endpoint per node). Agent
 settings: the defaults (4 forms, A+AAAA, SRV, TCP, ndots 5, interval 30 s, replicas 3, query
-budget 20/s, paths: the cluster DNS Service IP and every CoreDNS endpoint for the canaries).
+budget 100/s, paths: the cluster DNS Service IP and every CoreDNS endpoint for the canaries).
 
 Per agent: DNS queries per sweep when DNS answers as expected (``planner.expected_queries``,
 search-walk amplification included), TCP connects per sweep, queries/s it wants (per sweep /
@@ -47,9 +47,11 @@ from bench.common import REPO, environment, log, percentile, write_json
 from bench.synth import endpoint_slice, ipv4, realistic_cluster, service
 
 AGENT_NS, AGENT_SVC = "monitoring", "svcprobe"
-INTERVAL = 30.0
-BUDGET = 20.0
-REPLICAS = 3
+# The agent's own defaults, so the model follows them when they change.
+_DEFAULTS = settings_mod.Settings()
+INTERVAL = _DEFAULTS.scheduler.interval_seconds
+BUDGET = _DEFAULTS.dns.query_budget_per_second
+REPLICAS = _DEFAULTS.sharding.replicas
 
 # Assumptions for the other tools (their documented defaults and behaviour).
 KUBENURSE = {"interval_seconds": 5.0, "dns_queries_per_round": 4,
@@ -273,7 +275,8 @@ def simulate(nodes: int, args: argparse.Namespace, rng: random.Random) -> dict[s
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    print("\nCluster load model (10,000 Services; per agent p50 [max]; cluster-wide sums; interval 30 s, budget 20/s)")
+    print("\nCluster load model (10,000 Services; per agent p50 [max]; cluster-wide sums; "
+          f"interval {INTERVAL:g} s, budget {BUDGET:g}/s)")
     print(f"{'nodes':>6} {'tool':<11} {'DNS q/s/agent':>16} {'cluster DNS q/s':>16} {'sweep s':>12} "
           f"{'conn/s/agent':>14} {'cluster conn/s':>15} {'API watches':>11} {'copies':>7}")
     for r in results:
