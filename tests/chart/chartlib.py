@@ -106,7 +106,8 @@ def metric_contract() -> dict[str, dict[str, Any]]:
             continue
         family = cells[0].strip("`")
         kind = cells[1].split()[0]
-        labels = set(re.findall(r"`([a-z_]+)`", cells[2]))
+        # label names; values listed in brackets after a name, "`kind` (`dns`, `tcp`)", are not
+        labels = set(re.findall(r"`([a-z_]+)`", re.sub(r"\([^)]*\)", "", cells[2])))
         if kind == "histogram":
             out[family + "_bucket"] = {"type": "counter", "labels": labels | {"le"}, "family": family}
             out[family + "_sum"] = {"type": "counter", "labels": set(labels), "family": family}

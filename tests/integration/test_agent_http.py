@@ -22,6 +22,7 @@ from agent.demo.dnsserver import DnsServer
 from agent.health import Health
 from agent.inventory.source import StaticSource
 from agent.runner import Agent
+from tests.chart.chartlib import metric_contract
 
 
 @dataclasses.dataclass
@@ -124,6 +125,12 @@ async def test_metrics_follow_the_contract(running: Running) -> None:
     # Search amplification is visible: the short form of a missing name walks 4 candidates.
     assert any(l["form"] == "short" and l["le"] == "4.0" and v > 0
                for l, v in m["svcprobe_dns_queries_per_lookup_bucket"])
+    # Every sample the agent exports is in docs/metrics.md, with exactly the documented labels.
+    contract = metric_contract()
+    undocumented = sorted(set(m) - set(contract))
+    assert not undocumented, f"exported but not in docs/metrics.md: {undocumented}"
+    for name, samples in m.items():
+        assert all(set(l) == contract[name]["labels"] for l, _ in samples), name
     # Agent health.
     assert m["svcprobe_inventory_services"][0][1] == 10
     assert m["svcprobe_sweeps_total"][0][1] >= 1
