@@ -63,6 +63,10 @@ class _StateCollector(Collector):
                                     value=sweep.lag)
             yield GaugeMetricFamily("svcprobe_event_loop_lag_seconds",
                                     "Worst event-loop scheduling delay during the last sweep", value=sweep.loop_lag)
+            if sweep.cpu_wait_ratio is not None:
+                yield GaugeMetricFamily("svcprobe_sweep_cpu_wait_ratio",
+                                        "Share of the time the event-loop thread wanted a CPU during the last "
+                                        "sweep that it spent waiting for one", value=sweep.cpu_wait_ratio)
         targets = GaugeMetricFamily("svcprobe_targets", "Checks planned per sweep", labels=["kind"])
         for kind, n in sorted(health.targets.items()):
             targets.add_metric([kind], n)

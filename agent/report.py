@@ -54,7 +54,10 @@ def to_table(results: Sequence[CheckResult], stats: SweepStats, *, show_all: boo
     failing_n = sum(1 for r in results if not r.passing)
     lines += ["", f"{len(results)} checks of {len(services)} Services in {stats.duration:.2f}s: "
                   f"{len(results) - failing_n} passing, {failing_n} failing"]
-    if stats.loop_lag > 0.05:
+    if stats.loop_lagging:
         lines.append(f"warning: the event loop lagged up to {stats.loop_lag * 1000:.0f} ms during the sweep; "
                      "latencies may be overstated")
+    if stats.cpu_starved:
+        lines.append(f"warning: the agent waited for a CPU {stats.cpu_wait_ratio:.0%} of the time it needed one "
+                     f"({(stats.cpu_wait_seconds or 0.0) * 1000:.0f} ms) during the sweep; latencies may be overstated")
     return "\n".join(lines) + "\n"

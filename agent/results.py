@@ -24,8 +24,28 @@ class SweepStats:
     duration: float = 0.0
     lag: float = 0.0  # how far the sweep overran its interval
     loop_lag: float = 0.0  # worst event-loop delay seen while it ran
+    cpu_seconds: float = 0.0  # CPU time of the event-loop thread during the sweep
+    cpu_wait_seconds: float | None = None  # time that thread was runnable but not running
     checks: int = 0
     failing: int = 0
+
+    @property
+    def cpu_wait_ratio(self) -> float | None:
+        """Of the time the loop wanted a CPU, the share it waited for one."""
+        if self.cpu_wait_seconds is None:
+            return None
+        wanted = self.cpu_seconds + self.cpu_wait_seconds
+        return self.cpu_wait_seconds / wanted if wanted > 0 else 0.0
+
+    @property
+    def loop_lagging(self) -> bool:
+        return self.loop_lag > LOOP_LAG_WARNING
+
+    @property
+    def cpu_starved(self) -> bool:
+        ratio = self.cpu_wait_ratio
+        return (ratio is not None and ratio > CPU_WAIT_WARNING
+                and (self.cpu_wait_seconds or 0.0) > CPU_WAIT_MIN_SECONDS)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -34,7 +54,11 @@ class SweepStats:
             "duration_seconds": round(self.duration, 6),
             "lag_seconds": round(self.lag, 6),
             "event_loop_lag_seconds": round(self.loop_lag, 6),
-            "loop_lagging": self.loop_lag > LOOP_LAG_WARNING,
+            "loop_lagging": self.loop_lagging,
+            "cpu_seconds": round(self.cpu_seconds, 6),
+            "cpu_wait_seconds": None if self.cpu_wait_seconds is None else round(self.cpu_wait_seconds, 6),
+            "cpu_wait_ratio": None if self.cpu_wait_ratio is None else round(self.cpu_wait_ratio, 4),
+            "cpu_starved": self.cpu_starved,
             "checks": self.checks,
             "failing": self.failing,
         }
@@ -42,6 +66,10 @@ class SweepStats:
 
 # A sweep whose timings were taken while the event loop ran this late is flagged.
 LOOP_LAG_WARNING = 0.05
+# ... and so is one whose loop thread waited this share of the time it wanted a CPU (another
+# process had it), once the waits add up to more than a few scheduler time slices.
+CPU_WAIT_WARNING = 0.2
+CPU_WAIT_MIN_SECONDS = 0.02
 
 
 class ResultStore:

@@ -26,6 +26,7 @@ from agent.metrics import Metrics
 from agent.planner import Plan
 from agent.prober import Prober
 from agent.results import ResultStore, SweepStats
+from agent.schedstat import CpuWaitMeter
 
 log = logging.getLogger(__name__)
 Check = DnsCheck | TcpCheck
@@ -84,11 +85,12 @@ class Scheduler:
         self.store.retain(c.key for c in checks)
         stats = SweepStats(started_at=time.time(), checks=len(checks))
         t0 = time.perf_counter()
-        with LoopLagMonitor() as lag:
+        with LoopLagMonitor() as lag, CpuWaitMeter() as cpu:
             await self._dispatch(checks, window, on_result)
         stats.duration = time.perf_counter() - t0
         stats.finished_at = time.time()
         stats.loop_lag = lag.worst
+        stats.cpu_seconds, stats.cpu_wait_seconds = cpu.running, cpu.waiting
         stats.lag = max(0.0, stats.duration - self.interval) if window else 0.0
         self.metrics.update_failing_budget()
         self.store.finish_sweep(stats, failing_budget=self.metrics.failing_budget)

@@ -168,3 +168,17 @@ def test_json_no_endpoints_is_passing() -> None:
 def test_json_sweep_stats() -> None:
     sweep = json.loads(report.to_json(RESULTS, STATS))["sweep"]
     assert sweep["duration_seconds"] == 1.5 and sweep["checks"] == len(RESULTS)
+
+
+@pytest.mark.parametrize(("running", "waiting", "warned"), [
+    (0.2, None, False),   # the kernel gives no figures
+    (0.2, 0.01, False),   # a few ms of waiting: normal
+    (0.01, 0.015, False),  # a high share, but only a time slice or so in all
+    (0.2, 0.1, True),     # a third of the time wanted spent waiting: another process had the CPU
+])
+def test_table_warns_about_cpu_starvation(running: float, waiting: float | None, warned: bool) -> None:
+    stats = SweepStats(duration=1.0, cpu_seconds=running, cpu_wait_seconds=waiting)
+    out = report.to_table(RESULTS, stats)
+    assert ("waited for a CPU" in out) is warned
+    if warned:
+        assert "33% of the time it needed one (100 ms)" in out
