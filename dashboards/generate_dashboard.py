@@ -362,10 +362,17 @@ def build() -> dict[str, Any]:
                 "{{node}}")], "s"), 8, 8)
     L.add(timeseries(
         "Event loop lag",
-        "Worst event-loop scheduling delay seen by the last sweep: high values mean the agent "
-        "is CPU-starved and its latency numbers are inflated.",
+        "Worst event-loop scheduling delay seen by the last sweep: high values (the agent flags "
+        "50 ms) mean the agent stalled itself and its latency numbers are inflated.",
         [target(f"max by (node) (svcprobe_event_loop_lag_seconds{sel()})", "{{node}}")], "s"),
         8, 8)
+    L.add(timeseries(
+        "Agent CPU wait",
+        "Of the time the agent's event loop wanted a CPU during the last sweep, the share it "
+        "waited for one. Above 20% other processes on the node are taking the CPU and the "
+        "agent's latencies include that wait: check the node before blaming DNS.",
+        [target(f"max by (node) (svcprobe_sweep_cpu_wait_ratio{sel()})", "{{node}}")],
+        "percentunit", max_=1), 8, 8)
     L.add(timeseries(
         "Checks planned per sweep",
         "DNS and TCP checks each agent plans per sweep (its shard plus the canary set).",
