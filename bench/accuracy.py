@@ -20,12 +20,15 @@ Conditions (each its own sweep and its own relay run):
 - ``normal+stalls``: the same while the agent's own event loop is blocked for 80 ms every
   0.5 s (e.g. a large inventory update being parsed): its timings are then skewed, and the
   sweep must say so (``loop_lagging``: the worst loop delay above 50 ms).
+  The ``+cpu`` conditions slow the agent without stalling its loop much; the sweep says so by
+  its CPU wait (``cpu_starved``: the loop's thread waited for a CPU more than 20% of the time
+  it wanted one).
 - ``max``: the budget out of the way, a window of 0 (as ``svcprobe check``): as fast as the
   default concurrency (64 checks in flight) allows.
 - ``max+cpu``: the same while another process burns CPU 1.
 
 Reported per condition: svcprobe p50/p99, truth p50/p99, their differences, the sweep's
-event-loop lag and ``loop_lagging`` flag; and dnsperf through the same relay (``-v`` per-query
+event-loop lag, CPU wait ratio and flags (``loop_lagging``, ``cpu_starved``); and dnsperf through the same relay (``-v`` per-query
 latencies, pinned to CPU 1) at 20 queries/s and at its maximum rate. Goal (issue 6): svcprobe's
 p50 within max(0.5 ms, 5%) of the truth at the normal rate.
 
@@ -62,7 +65,7 @@ from agent.ratelimit import TokenBucket
 from agent.results import ResultStore
 from agent.scheduler import Scheduler
 from bench import dns_bench
-from bench.common import REPO, environment, log, percentile, taskset, write_json
+from bench.common import REPO, environment, log, percentile, sweep_flags, taskset, write_json
 from bench.listeners import Listeners
 from bench.relay import Relay
 from bench.synth import endpoint_slice, service
@@ -316,30 +319,39 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cpu_wait(sweep: dict[str, Any]) -> str:
+    ratio = sweep.get("cpu_wait_ratio")
+    return "" if ratio is None else f"{ratio:.0%}"
+
+
 def _log_row(r: dict[str, Any]) -> None:
     who = r.get("svcprobe") or r.get("dnsperf") or {}
     log(f"  {r['kind']} +{r['delay_ms']:g}ms {r['condition']:<14} {r['lookups']:>5} at {r['rate_per_second']:>7.1f}/s: "
         f"p50 {who.get('p50_ms')} ms vs truth {r['truth']['p50_ms']} ms; p99 {who.get('p99_ms')} vs "
-        f"{r['truth']['p99_ms']}" + (f"; loop lag {r['sweep']['event_loop_lag_seconds'] * 1000:.1f} ms"
-                                      f"{' FLAGGED' if r['sweep']['loop_lagging'] else ''}" if 'sweep' in r else ""))
+        f"{r['truth']['p99_ms']}" + (f"; loop lag {r['sweep']['event_loop_lag_seconds'] * 1000:.1f} ms, "
+                                      f"cpu wait {_cpu_wait(r['sweep']) or 'n/a'}"
+                                      f"{' FLAGGED (' + sweep_flags(r['sweep']) + ')' if sweep_flags(r['sweep']) else ''}"
+                                      if 'sweep' in r else ""))
 
 
 def print_table(result: dict[str, Any]) -> None:
     print("\nLatency accuracy: reported vs ground truth (relay timestamps for DNS; kernel handshake RTT for TCP)")
     print(f"{'kind':<4} {'delay':>6} {'condition':<14} {'rate/s':>8} {'p50':>8} {'truth':>8} {'err':>8} "
-          f"{'p99':>8} {'truth':>8} {'err':>8} {'loop lag':>9} {'flagged':>8} {'within':>6}")
+          f"{'p99':>8} {'truth':>8} {'err':>8} {'loop lag':>9} {'cpu wait':>8} {'flagged':>18} {'within':>6}")
     for r in result["rows"]:
         who = r.get("svcprobe") or r.get("dnsperf")
         sw = r.get("sweep")
         goal = "" if "p50_within_goal" not in r else ("yes" if r["p50_within_goal"] else "no")
         lag = f"{sw['event_loop_lag_seconds'] * 1000:.1f}ms" if sw else ""
-        flagged = ("yes" if sw["loop_lagging"] else "no") if sw else ""
+        flagged = (sweep_flags(sw) or "no") if sw else ""
+        wait = _cpu_wait(sw) if sw else ""
         print(f"{r['kind']:<4} {r['delay_ms']:>4g}ms {r['condition']:<14} {r['rate_per_second']:>8.1f} "
               f"{_f(who['p50_ms'])} {_f(r['truth']['p50_ms'])} {_f(r.get('p50_error_ms'), '+')} "
               f"{_f(who['p99_ms'])} {_f(r['truth']['p99_ms'])} {_f(r.get('p99_error_ms'), '+')} "
-              f"{lag:>9} {flagged:>8} {goal:>6}")
+              f"{lag:>9} {wait:>8} {flagged:>18} {goal:>6}")
     print("  (ms; p50/p99: svcprobe's reported durations, or dnsperf's for the dnsperf rows; err = reported - truth;"
-          " within: |p50 err| <= max(0.5 ms, 5% of truth), the goal at the normal rate)")
+          " within: |p50 err| <= max(0.5 ms, 5% of truth), the goal at the normal rate;"
+          " cpu wait: share of the time the agent's loop wanted a CPU that it waited for one)")
     goal = result["goal_p50_within_at_normal_rate"]
     print(f"  goal (DNS p50 within max(0.5 ms, 5%) of the truth at the normal rate): "
           f"{'met' if goal else 'not met' if goal is not None else 'n/a'}")

@@ -214,3 +214,9 @@ def write_json(path: str | Path, data: Any) -> None:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def sweep_flags(sweep: dict[str, Any]) -> str:
+    """Why a sweep's timings were flagged ("loop lag", "cpu wait", both), or "" if they were not."""
+    return ", ".join(why for why, on in (("loop lag", sweep.get("loop_lagging")),
+                                         ("cpu wait", sweep.get("cpu_starved"))) if on)

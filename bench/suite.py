@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, environment, log, two_cpus, write_json
+from bench.common import REPO, environment, log, sweep_flags, two_cpus, write_json
 
 SECTIONS = ("dns", "dns_external", "tcp", "accuracy", "sweep_cost", "cluster_model", "discovery")
 MODULES = {"dns": "bench.dns_bench", "dns_external": "bench.dns_external", "tcp": "bench.tcp_throughput",
@@ -160,7 +160,8 @@ def summarise(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 add("accuracy", f"dns +{r['delay_ms']:g}ms {r['condition']} p50 err", r.get("p50_error_ms"), "ms",
                     note=f"p99 err {r.get('p99_error_ms')} ms"
                     + (f"; loop lag {r['sweep']['event_loop_lag_seconds'] * 1000:.0f} ms, "
-                       f"{'flagged' if r['sweep']['loop_lagging'] else 'not flagged'}" if "sweep" in r else ""))
+                       + (f"flagged ({why})" if (why := sweep_flags(r["sweep"])) else "not flagged")
+                       if "sweep" in r else ""))
                 if r["condition"] == "normal":
                     rows[-1]["goal"] = f"|err| <= {r.get('p50_allowed_ms')}"
                     rows[-1]["met"] = r.get("p50_within_goal")
