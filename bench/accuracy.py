@@ -28,8 +28,9 @@ Conditions (each its own sweep and its own relay run):
 - ``max+cpu``: the same while another process burns CPU 1.
 
 Reported per condition: svcprobe p50/p99, truth p50/p99, their differences, the sweep's
-event-loop lag, CPU wait ratio and flags (``loop_lagging``, ``cpu_starved``); and dnsperf through the same relay (``-v`` per-query
-latencies, pinned to CPU 1) at 20 queries/s and at its maximum rate. Goal (issue 6): svcprobe's
+event-loop lag, CPU wait ratio and flags (``loop_lagging``, ``cpu_starved``); and dnsperf
+through the same relay (``-v`` per-query latencies, pinned to CPU 1) at 20 queries/s and at
+its maximum rate. Goal (issue 6): svcprobe's
 p50 within max(0.5 ms, 5%) of the truth at the normal rate.
 
 TCP: a connect is completed by the kernels on both ends before any user-space code sees the
@@ -326,12 +327,14 @@ def _cpu_wait(sweep: dict[str, Any]) -> str:
 
 def _log_row(r: dict[str, Any]) -> None:
     who = r.get("svcprobe") or r.get("dnsperf") or {}
+    sweep = ""
+    if sw := r.get("sweep"):
+        why = sweep_flags(sw)
+        sweep = (f"; loop lag {sw['event_loop_lag_seconds'] * 1000:.1f} ms, cpu wait {_cpu_wait(sw) or 'n/a'}"
+                 + (f" FLAGGED ({why})" if why else ""))
     log(f"  {r['kind']} +{r['delay_ms']:g}ms {r['condition']:<14} {r['lookups']:>5} at {r['rate_per_second']:>7.1f}/s: "
         f"p50 {who.get('p50_ms')} ms vs truth {r['truth']['p50_ms']} ms; p99 {who.get('p99_ms')} vs "
-        f"{r['truth']['p99_ms']}" + (f"; loop lag {r['sweep']['event_loop_lag_seconds'] * 1000:.1f} ms, "
-                                      f"cpu wait {_cpu_wait(r['sweep']) or 'n/a'}"
-                                      f"{' FLAGGED (' + sweep_flags(r['sweep']) + ')' if sweep_flags(r['sweep']) else ''}"
-                                      if 'sweep' in r else ""))
+        f"{r['truth']['p99_ms']}{sweep}")
 
 
 def print_table(result: dict[str, Any]) -> None:
