@@ -94,6 +94,14 @@ class TcpCheck:
 Check = DnsCheck | TcpCheck
 
 
+@dataclasses.dataclass(frozen=True)
+class DnsPath:
+    """A way to reach cluster DNS besides the pod's resolver, asked with absolute names only."""
+
+    name: str  # cluster_ip, endpoint, nodelocal
+    servers: tuple[tuple[str, int], ...]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class CheckResult:
     check: Check

@@ -1,7 +1,8 @@
 """Command line: `svcprobe run | check | demo | config-reference`.
 
-This is the only module that reads the process environment. Exit codes: 0 healthy,
-1 some check failed (`check`), 2 bad usage or bad configuration/inventory.
+This is the only module that reads the process environment. Exit codes: `check` 0 healthy,
+1 some check failed; `run` 0 after SIGTERM/SIGINT, 1 when a task of the agent died; both 2
+for bad usage or a bad configuration or inventory.
 """
 
 from __future__ import annotations
@@ -18,18 +19,15 @@ from typing import Any
 
 import yaml
 
-from agent import __version__, settings as settings_mod
-from agent.health import Health
-from agent.inventory import static
-from agent.inventory.source import Source, StaticSource
+from agent import __version__, runner, settings as settings_mod
+from agent.discovery.source import Source
 
 log = logging.getLogger("agent")
 
+# `check`: 0 healthy, 1 something failing, 2 bad usage, configuration or inventory.
+# `run`: 0 after SIGTERM/SIGINT, 1 when a task of the agent died (logged with its traceback), 2 as above.
 EXIT_OK, EXIT_FAILING, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    pass
+EXIT_CRASHED = 1
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -104,12 +102,8 @@ def read_config_file(path: str) -> Any:
 
 
 def load_settings(args: argparse.Namespace, env: dict[str, str]) -> settings_mod.Settings:
-    from agent.runner import target_settings
-
     file_data = read_config_file(args.config) if args.config else None
-    s = settings_mod.load(file_data=file_data, env=env, overrides=_overrides(args))
-    target_settings(s)  # selector, Service references and addresses: fail now, naming the key
-    return s
+    return settings_mod.load(file_data=file_data, env=env, overrides=_overrides(args))
 
 
 class _JsonFormatter(logging.Formatter):
@@ -133,40 +127,18 @@ def setup_logging(level: str, fmt: str = "text") -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def open_source(s: settings_mod.Settings, health: Health, *, strict: bool) -> Source:
-    """The inventory source for these settings: the static file when one is given, else the
-    Kubernetes API. Raises UsageError on a bad static inventory."""
-    if not s.inventory.file:
-        from agent.discovery.source import KubeSource
-
-        health.kube_discovery = True
-        return KubeSource.from_settings(s.kubernetes, health)
-    source = StaticSource(s.inventory.file, health, reload_seconds=s.inventory.reload_seconds)
-    try:
-        result = source.load_initial()
-    except static.InventoryError as exc:
-        raise UsageError(str(exc)) from None
-    if result.errors and strict:
-        raise UsageError(f"{len(result.errors)} malformed object(s) in the inventory (see above); fix them first")
-    return source
-
-
 async def _check(s: settings_mod.Settings, args: argparse.Namespace) -> int:
     from agent import report
-    from agent.runner import Agent
 
-    health = Health()
-    source = open_source(s, health, strict=True)
+    agent = runner.build(s)
     watch: asyncio.Task[None] | None = None
     try:
-        if health.kube_discovery:
-            watch = await _sync_from_api(source, s)
-        agent = Agent(s, source, health)
+        if agent.health.kube_discovery:
+            watch = await _sync_from_api(agent.source)
         stats = await agent.check_once()
     finally:
         if watch is not None:
-            watch.cancel()
-            await asyncio.gather(watch, return_exceptions=True)
+            await _stop(watch)
     results = agent.store.snapshot()
     if args.output == "json":
         sys.stdout.write(report.to_json(results, stats) + "\n")
@@ -175,29 +147,27 @@ async def _check(s: settings_mod.Settings, args: argparse.Namespace) -> int:
     return EXIT_FAILING if any(not r.passing for r in results) else EXIT_OK
 
 
-async def _sync_from_api(source: Source, s: settings_mod.Settings) -> asyncio.Task[None]:
+SYNC_TIMEOUT = 60.0
+
+
+async def _sync_from_api(source: Source) -> asyncio.Task[None]:
     """Start the list+watch and wait for the first full sync (`check` against a live cluster)."""
-    from agent.discovery.source import DiscoveryConfigError, KubeSource
+    from agent.discovery.client import DiscoveryConfigError
+    from agent.discovery.kube import KubeSource
 
     assert isinstance(source, KubeSource)
-    try:
-        await source.connect()
-    except DiscoveryConfigError as exc:
-        raise UsageError(f"Kubernetes API: {exc}") from None
+    await runner.connect(source)
     task = asyncio.create_task(source.run(), name="svcprobe-discovery")
     try:
         synced = await source.wait_synced(SYNC_TIMEOUT)
     except DiscoveryConfigError as exc:
         await _stop(task)
-        raise UsageError(f"Kubernetes API: {exc}") from None
+        raise runner.SourceError(f"Kubernetes API: {exc}") from None
     if not synced:
         await _stop(task)
-        raise UsageError(f"Kubernetes API {source.server}: no full list of Services and EndpointSlices "
-                         f"within {SYNC_TIMEOUT:.0f}s: {source.last_error or 'no answer'}")
+        raise runner.SourceError(f"Kubernetes API {source.server}: no full list of Services and EndpointSlices "
+                                 f"within {SYNC_TIMEOUT:.0f}s: {source.last_error or 'no answer'}")
     return task
-
-
-SYNC_TIMEOUT = 60.0
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
@@ -207,19 +177,9 @@ async def _stop(task: asyncio.Task[None]) -> None:
 
 
 async def _run(s: settings_mod.Settings) -> int:
-    from agent.runner import Agent
-
-    health = Health()
-    source = open_source(s, health, strict=True)
-    if health.kube_discovery:
-        from agent.discovery.source import DiscoveryConfigError, KubeSource
-
-        assert isinstance(source, KubeSource)
-        try:  # a bad kubeconfig or missing ServiceAccount is a configuration error: say so now
-            await source.connect()
-        except DiscoveryConfigError as exc:
-            raise UsageError(f"Kubernetes API: {exc}") from None
-    await Agent(s, source, health).run()
+    agent = runner.build(s)
+    await runner.connect(agent.source)
+    await agent.run()
     return EXIT_OK
 
 
@@ -251,9 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             return asyncio.run(_check(s, args))
         return asyncio.run(_run(s))
-    except UsageError as exc:
+    except runner.SourceError as exc:
         print(f"svcprobe: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except runner.TaskDied as exc:
+        log.critical("svcprobe %s stopped after %.0fs because a task ended: %s", args.command,
+                     time.monotonic() - started, exc)
+        return EXIT_CRASHED
     except OSError as exc:  # e.g. the listen address is taken
         print(f"svcprobe: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -8,24 +8,25 @@ that disappears takes its series with it.
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 from collections.abc import Iterator
 
-import dns.version
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from agent import __version__
 from agent.checks import CheckResult, DnsCheck
-from agent.ratelimit import TokenBucket
+from agent.probes.budget import TokenBucket
 from agent.health import Health
 from agent.results import ResultStore
 
 DNS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0)
 TCP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 QUERY_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 24)
+_DNSPYTHON_VERSION = importlib.metadata.version("dnspython")
 
 
 class _StateCollector(Collector):
@@ -49,7 +50,7 @@ class _StateCollector(Collector):
 
         info = GaugeMetricFamily("svcprobe_build_info", "What is running",
                                  labels=["version", "python_version", "dnspython_version"])
-        info.add_metric([__version__, platform.python_version(), dns.version.version], 1)
+        info.add_metric([__version__, platform.python_version(), _DNSPYTHON_VERSION], 1)
         yield info
 
         sweep = store.last_sweep
@@ -68,7 +69,7 @@ class _StateCollector(Collector):
                                         "Share of the time the event-loop thread wanted a CPU during the last "
                                         "sweep that it spent waiting for one", value=sweep.cpu_wait_ratio)
         targets = GaugeMetricFamily("svcprobe_targets", "Checks planned per sweep", labels=["kind"])
-        for kind, n in sorted(health.targets.items()):
+        for kind, n in sorted(health.planned.items()):
             targets.add_metric([kind], n)
         yield targets
         yield GaugeMetricFamily("svcprobe_inventory_services", "Services in the inventory",
@@ -119,8 +120,21 @@ class _StateCollector(Collector):
                                   value=store.series_dropped)
 
 
-# `_created` series would add one per counter/histogram child and carry no information here.
-disable_created_metrics()
+class _WithoutCreated(Collector):
+    """The histograms and counters of `inner`, without their `_created` series: those would
+    add one series per child and carry no information here. (prometheus_client can only
+    switch them off for the whole process.)"""
+
+    def __init__(self, inner: CollectorRegistry) -> None:
+        self.inner = inner
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.inner.collect():  # fresh objects on every collect
+            family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+            yield family
 
 
 class Metrics:
@@ -129,8 +143,7 @@ class Metrics:
         self.store, self.health, self.budget = store, health, budget
         self.series_budget = series_budget
         self.failing_budget = series_budget
-        self.registry = CollectorRegistry(auto_describe=False)
-        r = self.registry
+        r = CollectorRegistry(auto_describe=False)  # the live histograms and counters
         self.dns_duration = Histogram("svcprobe_dns_lookup_duration_seconds",
                                       "Time of one lookup including its whole search walk",
                                       ["form", "path"], buckets=DNS_BUCKETS, registry=r)
@@ -143,7 +156,9 @@ class Metrics:
                                       ["target", "family"], buckets=TCP_BUCKETS, registry=r)
         self.tcp_connects = Counter("svcprobe_tcp_connects", "TCP connects by outcome",
                                     ["target", "family", "result"], registry=r)
-        r.register(_StateCollector(self))
+        self.registry = CollectorRegistry(auto_describe=False)  # what /metrics exports
+        self.registry.register(_WithoutCreated(r))
+        self.registry.register(_StateCollector(self))
 
     def observe(self, result: CheckResult) -> None:
         c = result.check

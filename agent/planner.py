@@ -12,8 +12,9 @@ import dataclasses
 import ipaddress
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from agent import model, selection
-from agent.checks import DnsCheck, DnsExpectation, Expect, SrvRecord, TcpCheck
+from agent import model
+from agent.targeting import selection
+from agent.checks import DnsCheck, DnsExpectation, DnsPath, Expect, SrvRecord, TcpCheck
 
 FAMILY_QTYPE = {4: "A", 6: "AAAA"}
 
@@ -32,14 +33,6 @@ class PlanSettings:
     tcp: bool = True
     max_endpoints_per_service: int = 0
     path: str = "resolver"
-
-
-@dataclasses.dataclass(frozen=True)
-class DnsPath:
-    """A way to reach cluster DNS besides the pod's resolver, asked with absolute names only."""
-
-    name: str  # cluster_ip, endpoint, nodelocal
-    servers: tuple[tuple[str, int], ...]
 
 
 @dataclasses.dataclass(frozen=True)

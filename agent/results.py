@@ -128,11 +128,14 @@ class ResultStore:
         self._results[key] = result
         self._count(result, +1)
 
-    def finish_sweep(self, stats: SweepStats, *, failing_budget: int) -> None:
+    def finish_sweep(self, stats: SweepStats, *, failing_budget: int | None = None) -> None:
+        """Record a completed sweep; `failing_budget`: failing series that may be exported
+        (the rest are counted as dropped; None: no limit)."""
         stats.failing = self._failing_checks
         self.last_sweep = stats
         self.sweeps += 1
-        self.series_dropped += max(0, len(self.failing_series()) - failing_budget)
+        if failing_budget is not None:
+            self.series_dropped += max(0, len(self._failing) - failing_budget)
 
     def snapshot(self) -> list[CheckResult]:
         return sorted(self._results.values(), key=lambda r: _sort_key(r))

@@ -1,4 +1,14 @@
-"""The composition root: builds the agent from settings and runs it.
+"""The composition root: builds the agent from settings (`build`) and runs it (`Agent.run`).
+
+Everything that assembles an agent (the CLI, the demo, tests, benchmarks) goes through
+`build`, so there is one place that decides how the stages are wired: inventory source ->
+assignment (what this agent probes) -> planner -> scheduler -> probes -> results store, with
+metrics, the HTTP server and the report reading the store.
+
+`run` supervises its tasks (inventory source, result pruning, sweeps): none of them is
+expected to end, so if one does, with an exception or without, it is logged with its
+traceback, the others are stopped, and `run` raises `TaskDied` (the CLI exits non-zero: a
+DaemonSet pod must not look Completed after a crash).
 
 Shutdown order on SIGTERM (bounded by `shutdown.timeout_seconds`): report not ready,
 keep serving for `shutdown.drain_seconds` so the pod leaves its Service, stop sweeping and
@@ -10,25 +20,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import ipaddress
 import logging
 import signal
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from agent import model, planner, selection, server, settings as settings_mod, targets
-from agent.changes import ChangeTracker
+from agent import model, planner, server, settings as settings_mod
+from agent.discovery.source import Source
+from agent.discovery.static import StaticSource
 from agent.health import Health
-from agent.inventory.source import Source
+from agent.inventory import manifests
 from agent.metrics import Metrics
-from agent.prober import Prober
+from agent.probes.budget import TokenBucket
 from agent.probes.dns import DnsEngine
-from agent.ratelimit import TokenBucket
+from agent.probes.prober import Prober
 from agent.results import ResultStore, SweepStats
 from agent.scheduler import Scheduler
+from agent.targeting import assignment
+from agent.targeting.convergence import ConvergenceTracker
 
 log = logging.getLogger(__name__)
+
+
+class SourceError(Exception):
+    """The inventory cannot be had as configured: a bad static file, or a Kubernetes API
+    configuration that does not work (the message says which and why)."""
+
+
+class TaskDied(Exception):
+    """A task of the running agent ended; the message names it (its traceback is logged)."""
 
 
 def plan_settings(s: settings_mod.Settings) -> planner.PlanSettings:
@@ -45,47 +66,49 @@ def plan_settings(s: settings_mod.Settings) -> planner.PlanSettings:
     )
 
 
-LINK_LOCAL = ipaddress.ip_network("169.254.0.0/16")
+def open_source(s: settings_mod.Settings, health: Health, *, strict: bool = True) -> Source:
+    """The inventory source for these settings: the static file when one is given (loaded
+    now), else the Kubernetes API (not yet connected: see `connect`). Raises SourceError on
+    an unreadable file, or with `strict` on any malformed object in it."""
+    if not s.inventory.file:
+        from agent.discovery.kube import KubeSource  # imports the kubernetes package: only here
 
-
-def target_settings(s: settings_mod.Settings) -> targets.TargetSettings:
-    """Selection, sharding and path settings, validated; raises ConfigError naming the key."""
-    def ref(text: str, key: str) -> tuple[str, str]:
-        try:
-            return selection.parse_ref(text, key)
-        except selection.SelectorError as exc:
-            raise settings_mod.ConfigError(str(exc)) from None
-
+        health.kube_discovery = True
+        return KubeSource.from_settings(s.kubernetes, health)
+    source = StaticSource(s.inventory.file, health, reload_seconds=s.inventory.reload_seconds)
     try:
-        selector = selection.parse_selector(s.selection.label_selector)
-    except selection.SelectorError as exc:
-        raise settings_mod.ConfigError(f"selection.label_selector: {exc}") from None
-    peers = s.sharding.peers_service or (f"{s.pod_namespace}/svcprobe" if s.pod_namespace else "")
-    nodelocal = None
-    if s.paths.nodelocal_address:
-        nodelocal = settings_mod.parse_nameserver(s.paths.nodelocal_address, "paths.nodelocal_address")
-    else:
-        # Detected: NodeLocal DNSCache listens on a link-local address that the kubelet then
-        # hands to pods as their nameserver (169.254.20.10 by convention).
-        for ns in settings_mod.nameserver_addresses(s):
-            if ipaddress.ip_address(ns[0]) in LINK_LOCAL:
-                nodelocal = ns
-                break
-    return targets.TargetSettings(
-        selection=selection.Selection(frozenset(s.selection.namespaces), frozenset(s.selection.exclude_namespaces),
-                                      selector),
-        canaries=tuple(ref(c, "selection.canaries") for c in s.selection.canaries),
-        dns_service=ref(s.paths.dns_service, "paths.dns_service") if s.paths.dns_service else None,
-        peers_service=ref(peers, "sharding.peers_service") if peers else None,
-        me=s.pod_ip,
-        replicas=s.sharding.replicas,
-        cluster_ip_path=s.paths.cluster_ip,
-        endpoint_path=s.paths.endpoints,
-        nodelocal=nodelocal,
-    )
+        result = source.load_initial()
+    except manifests.InventoryError as exc:
+        raise SourceError(str(exc)) from None
+    if result.errors and strict:
+        raise SourceError(f"{len(result.errors)} malformed object(s) in the inventory (see above); fix them first")
+    return source
+
+
+async def connect(source: Source) -> None:
+    """Check the Kubernetes API configuration now (a bad kubeconfig or a missing
+    ServiceAccount is a configuration error, not something to retry); a no-op otherwise."""
+    from agent.discovery.client import DiscoveryConfigError
+    from agent.discovery.kube import KubeSource
+
+    if isinstance(source, KubeSource):
+        try:
+            await source.connect()
+        except DiscoveryConfigError as exc:
+            raise SourceError(f"Kubernetes API: {exc}") from None
+
+
+def build(s: settings_mod.Settings, *, source: Source | None = None, health: Health | None = None) -> Agent:
+    """The agent for these settings, on `source` (default: `open_source(s, health)`)."""
+    health = health if health is not None else Health()
+    if source is None:
+        source = open_source(s, health)
+    return Agent(s, source, health)
 
 
 class Agent:
+    """The assembled agent; make it with `build`."""
+
     def __init__(self, s: settings_mod.Settings, source: Source, health: Health) -> None:
         self.settings = s
         self.source = source
@@ -96,38 +119,37 @@ class Agent:
                              sockets=s.dns.sockets, budget=self.budget)
         self.prober = Prober(self.dns, tcp_timeout=s.tcp.timeout_seconds)
         self.metrics = Metrics(self.store, health, series_budget=s.metrics.series_budget, budget=self.budget)
-        self.scheduler = Scheduler(self.prober, self.store, self.metrics,
+        self.scheduler = Scheduler(self.prober, self.store,
+                                   observe=self.metrics.observe, failing_budget=self.metrics.update_failing_budget,
                                    interval=s.scheduler.interval_seconds, spread=s.scheduler.spread,
                                    jitter=s.scheduler.jitter, concurrency=s.scheduler.concurrency)
         self.plan_settings = plan_settings(s)
-        self.target_settings = target_settings(s)
-        self.changes = ChangeTracker(s.dns.grace_seconds)
+        self.assignment_settings = assignment.settings_from(s)
+        self.convergence = ConvergenceTracker(s.dns.grace_seconds)
         self._seen: model.Inventory | None = None
-        self._targets: targets.Targets | None = None
+        self._assignment: assignment.Assignment | None = None
 
-    def targets(self) -> targets.Targets:
+    def assignment(self) -> assignment.Assignment:
+        """What this agent probes in the current inventory (recomputed when it changed)."""
         inventory = self.source.inventory
         if inventory is not self._seen:
             # The first synced inventory is the baseline: what exists at start counts as settled.
             if self.health.inventory_synced:
-                self.changes.observe(inventory)
-            self._seen, self._targets = inventory, None
-        if self._targets is None:  # sharding is recomputed only when the inventory changed
-            self._targets = targets.choose(inventory, self.target_settings)
-        return self._targets
+                self.convergence.observe(inventory)
+            self._seen, self._assignment = inventory, None
+        if self._assignment is None:
+            self._assignment = assignment.assign(inventory, self.assignment_settings)
+        return self._assignment
 
     def plan(self) -> planner.Plan:
-        t = self.targets()
+        t = self.assignment()
         p = planner.plan(self.source.inventory, self.plan_settings, services=t.services, paths=t.paths,
-                         path_services=t.canaries, settle_by=self.changes.settle_by())
-        self.health.targets.update(dns=len(p.dns), tcp=len(p.tcp), not_probed=p.not_probed_ports)
+                         path_services=t.canaries, settle_by=self.convergence.settle_by())
+        self.health.note_plan(dns=len(p.dns), tcp=len(p.tcp), not_probed=p.not_probed_ports)
         self._account_share(t, p)
         return p
 
-    def _account_share(self, t: targets.Targets, p: planner.Plan) -> None:
-        h = self.health
-        h.shard_peers, h.shard_selected, h.shard_owned, h.shard_canaries = (
-            len(t.peers), t.selected, t.owned, len(t.canaries))
+    def _account_share(self, t: assignment.Assignment, p: planner.Plan) -> None:
         zone = self.settings.dns.cluster_domain
         per_service: dict[tuple[str, str], int] = {}
         for c in p.dns:
@@ -136,12 +158,14 @@ class Agent:
         canary_q = sum(q for k, q in per_service.items() if k in t.canaries)
         owned_q = [q for k, q in per_service.items() if k not in t.canaries]
         avg = sum(owned_q) / len(owned_q) if owned_q else 0.0
-        copies = min(self.target_settings.replicas, len(t.peers)) if self.target_settings.replicas else len(t.peers)
+        replicas = self.assignment_settings.replicas
+        copies = min(replicas, len(t.peers)) if replicas else len(t.peers)
         per_sweep = avg * t.selected * max(copies, 1) + canary_q * max(len(t.peers), 1)
-        h.expected_cluster_qps = per_sweep / self.settings.scheduler.interval_seconds
+        self.health.note_share(peers=len(t.peers), selected=t.selected, owned=t.owned, canaries=len(t.canaries),
+                               expected_qps=per_sweep / self.settings.scheduler.interval_seconds)
 
     def plan_for(self, service: model.Service) -> planner.Plan:
-        t = self.targets()
+        t = self.assignment()
         return planner.plan(self.source.inventory, self.plan_settings, services=[service], paths=t.paths,
                             path_services={service.key})
 
@@ -165,7 +189,7 @@ class Agent:
         while True:
             await self.source.changed.wait()
             self.source.changed.clear()
-            self.store.retain_services(s.key for s in self.targets().services)
+            self.store.retain_services(s.key for s in self.assignment().services)
 
     async def _sweep_when_synced(self) -> None:
         while not self.health.inventory_synced:  # no sweeps over a half-listed cluster
@@ -179,7 +203,10 @@ class Agent:
 
     async def run(self, *, stop: asyncio.Event | None = None,
                   on_listening: Callable[[str, int], Awaitable[None] | None] | None = None) -> None:
-        """Serve and sweep until `stop` is set or SIGTERM/SIGINT arrives."""
+        """Serve and sweep until `stop` is set or SIGTERM/SIGINT arrives.
+
+        Raises TaskDied, after a normal shutdown, when one of its tasks ended on its own.
+        """
         s = self.settings
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -192,14 +219,14 @@ class Agent:
         host, port = settings_mod.parse_listen(s.listen)
         runner = server.make_runner(server.make_app(self.context()))
         await runner.setup()
-        site = server.BoundedTCPSite(runner, host, port)
-        await site.start()
+        try:
+            site = server.BoundedTCPSite(runner, host, port, on_shed=self.health.note_http_shed)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
         bound = runner.addresses[0] if runner.addresses else (host, port)
         log.info("listening on %s:%s", bound[0], bound[1])
-        if on_listening is not None:
-            maybe = on_listening(str(bound[0]), int(bound[1]))
-            if maybe is not None:
-                await maybe
 
         tasks = [
             asyncio.create_task(self.source.run(), name="svcprobe-inventory"),
@@ -207,28 +234,50 @@ class Agent:
             asyncio.create_task(self._sweep_when_synced(), name="svcprobe-scheduler"),
         ]
         stopper = asyncio.create_task(stop.wait(), name="svcprobe-stop")
+        died: list[str] = []
         try:
+            if on_listening is not None:
+                maybe = on_listening(str(bound[0]), int(bound[1]))
+                if maybe is not None:
+                    await maybe
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
             for t in done:
-                if t is not stopper and not t.cancelled() and t.exception() is not None:
-                    log.error("%s stopped: %r", t.get_name(), t.exception())
+                if t is not stopper:
+                    died.append(_report_death(t))
         finally:
             try:
                 async with asyncio.timeout(s.shutdown.timeout_seconds):
-                    await self._shutdown(tasks, runner)
+                    await self._shutdown(tasks, runner, drain=not died)
             except TimeoutError:
                 log.error("shutdown took longer than %.0fs; giving up on the rest", s.shutdown.timeout_seconds)
             stopper.cancel()
             for sig in installed:
                 loop.remove_signal_handler(sig)
+        if died:
+            raise TaskDied("; ".join(died))
 
-    async def _shutdown(self, tasks: list[asyncio.Task[None]], runner: web.AppRunner) -> None:
-        self.health.draining = True
-        log.info("shutting down: not ready; draining for %.1fs", self.settings.shutdown.drain_seconds)
-        await asyncio.sleep(self.settings.shutdown.drain_seconds)
+    async def _shutdown(self, tasks: list[asyncio.Task[None]], runner: web.AppRunner, *, drain: bool) -> None:
+        self.health.note_draining()
+        if drain:
+            log.info("shutting down: not ready; draining for %.1fs", self.settings.shutdown.drain_seconds)
+            await asyncio.sleep(self.settings.shutdown.drain_seconds)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.dns.close()
         await runner.cleanup()
         log.info("stopped")
+
+
+def _report_death(task: asyncio.Task[None]) -> str:
+    """Log why a task that should run forever ended; returns a one-line summary."""
+    name = task.get_name()
+    if task.cancelled():
+        log.error("%s was cancelled; stopping the agent", name)
+        return f"{name} was cancelled"
+    exc = task.exception()
+    if exc is None:
+        log.error("%s returned, though it should run until shutdown; stopping the agent", name)
+        return f"{name} returned"
+    log.error("%s died; stopping the agent", name, exc_info=exc)
+    return f"{name} died: {exc.__class__.__name__}: {exc}"

@@ -34,7 +34,7 @@ from agent.checks import CheckResult
 from agent.health import Health
 from agent.metrics import Metrics
 from agent.planner import Plan
-from agent.prober import Prober
+from agent.scheduler import Prober
 from agent.results import ResultStore
 
 MAX_CONNECTIONS = 64  # Prometheus replicas, kubelet probes and a few humans need far fewer
@@ -189,8 +189,8 @@ class _BoundedFactory:
     between), then `server.connections` has it until its connection is gone.
     """
 
-    def __init__(self, runner: web.BaseRunner, limit: int, shed: dict[str, int]) -> None:
-        self.runner, self.limit, self.shed = runner, limit, shed  # shed: Health.http_shed
+    def __init__(self, runner: web.BaseRunner, limit: int, on_shed: Callable[[str], None]) -> None:
+        self.runner, self.limit, self.on_shed = runner, limit, on_shed  # on_shed("evicted" | "busy")
         self.pending = 0
 
     def _made(self) -> None:
@@ -208,10 +208,10 @@ class _BoundedFactory:
                     break
                 if handler not in busy:
                     handler.force_close()
-                    self.shed["evicted"] += 1
+                    self.on_shed("evicted")
                     excess -= 1
             if excess > 0:
-                self.shed["busy"] += 1
+                self.on_shed("busy")
                 return _Busy()
         self.pending += 1
         asyncio.get_running_loop().call_soon(self._made)
@@ -239,13 +239,10 @@ class BoundedTCPSite(web.BaseSite):
     """Like aiohttp's TCPSite, with the connection bound of `_BoundedFactory`."""
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
-                 max_connections: int | None = None, shed: dict[str, int] | None = None) -> None:
+                 max_connections: int | None = None, on_shed: Callable[[str], None] | None = None) -> None:
         super().__init__(runner)
         self._host, self._port = host, port
-        if shed is None:  # the agent's Health counts them for /metrics
-            app = runner.app if isinstance(runner, web.AppRunner) else None
-            shed = app[CONTEXT].health.http_shed if app is not None and CONTEXT in app else {"evicted": 0, "busy": 0}
-        self.factory = _BoundedFactory(runner, max_connections or MAX_CONNECTIONS, shed)
+        self.factory = _BoundedFactory(runner, max_connections or MAX_CONNECTIONS, on_shed or _ignore)
 
     @property
     def name(self) -> str:
@@ -273,11 +270,17 @@ class _BadRequestsToDebug(logging.Filter):
         return True
 
 
+def _ignore(reason: str) -> None:
+    pass
+
+
 _HTTP_LOG = logging.getLogger("agent.server.http")
-_HTTP_LOG.addFilter(_BadRequestsToDebug())
+_BAD_REQUESTS_TO_DEBUG = _BadRequestsToDebug()
 
 
 def make_runner(app: web.Application) -> web.AppRunner:
+    if _BAD_REQUESTS_TO_DEBUG not in _HTTP_LOG.filters:  # when a server is made, not at import
+        _HTTP_LOG.addFilter(_BAD_REQUESTS_TO_DEBUG)
     return web.AppRunner(app, handle_signals=False, access_log=None, keepalive_timeout=KEEPALIVE_SECONDS,
                          logger=_HTTP_LOG)
 

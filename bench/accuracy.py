@@ -60,9 +60,9 @@ from agent import model, planner
 from agent.checks import CheckResult
 from agent.health import Health
 from agent.metrics import Metrics
-from agent.prober import Prober
+from agent.probes.prober import Prober
 from agent.probes.dns import DnsEngine
-from agent.ratelimit import TokenBucket
+from agent.probes.budget import TokenBucket
 from agent.results import ResultStore
 from agent.scheduler import Scheduler
 from bench import dns_bench
@@ -150,7 +150,8 @@ async def sweep(plan: planner.Plan, condition: str, n: int) -> tuple[list[CheckR
     store, health = ResultStore(), Health()
     metrics = Metrics(store, health, series_budget=1000, budget=budget)
     window = n / NORMAL_RATE if normal else 0.0
-    sched = Scheduler(Prober(engine, tcp_timeout=2.0), store, metrics, interval=max(window, 1.0) / 0.8,
+    sched = Scheduler(Prober(engine, tcp_timeout=2.0), store, observe=metrics.observe,
+                      failing_budget=metrics.update_failing_budget, interval=max(window, 1.0) / 0.8,
                       spread=0.8, jitter=0.1, concurrency=64, rng=random.Random(1))
     results: list[CheckResult] = []
     staller = asyncio.create_task(_staller(0.08, 0.5)) if condition.endswith("stalls") else None

@@ -3,9 +3,9 @@
     python -m bench.cluster_model [--quick] [--nodes 100,1000,5000] [--services 10000] [--out FILE]
 
 No traffic at all: the agent's own planning code (``agent.runner.Agent.plan`` ->
-``agent.targets.choose`` -> ``agent.sharding`` -> ``agent.planner``) runs for sampled agents of
+``agent.targeting.assignment.assign`` -> ``agent.targeting.sharding`` -> ``agent.planner``) runs for sampled agents of
 a simulated cluster, and the cluster-wide figures are summed over every agent from the same
-rendezvous ranking (``agent.sharding.score``).
+rendezvous ranking (``agent.targeting.sharding.score``).
 
 The simulated cluster (``bench.synth.realistic_cluster``): ``--services`` Services in 200
 namespaces (85% ClusterIP IPv4, 5% dual-stack, 8% headless, 2% ExternalName; ports ``http``
@@ -41,7 +41,8 @@ import sys
 import time
 from typing import Any
 
-from agent import model, planner, settings as settings_mod, sharding
+from agent import model, planner, settings as settings_mod
+from agent.targeting import sharding
 from agent.health import Health
 from bench.common import REPO, environment, log, percentile, write_json
 from bench.synth import endpoint_slice, ipv4, realistic_cluster, service
@@ -112,10 +113,10 @@ def agent_settings(me: str, replicas: int) -> settings_mod.Settings:
 
 def plan_of(inventory: model.Inventory, me: str, replicas: int) -> tuple[Any, planner.Plan, Health, float]:
     """The agent's own plan (and its gauge) for this inventory, and the CPU seconds it took."""
-    from agent.runner import Agent
+    from agent import runner
 
     health = Health(inventory_synced=True)
-    agent = Agent(agent_settings(me, replicas), FixedSource(inventory), health)  # type: ignore[arg-type]
+    agent = runner.build(agent_settings(me, replicas), source=FixedSource(inventory), health=health)
     t0 = time.process_time()
     plan = agent.plan()
     return agent, plan, health, time.process_time() - t0
@@ -147,7 +148,7 @@ def simulate(nodes: int, args: argparse.Namespace, rng: random.Random) -> dict[s
     agent0 = planned[agents[0]][0]
     ps = agent0.plan_settings
     zone = ps.cluster_domain
-    t = agent0.targets()
+    t = agent0.assignment()
     canaries = t.canaries
     costs = per_service_costs(inventory, ps, canaries)
     canary_plan = planner.plan(inventory, ps, [inventory.services[k] for k in canaries], paths=t.paths,
@@ -187,7 +188,7 @@ def simulate(nodes: int, args: argparse.Namespace, rng: random.Random) -> dict[s
     checks = []
     for me in [agents[0], *rng.sample(agents[1:], min(args.agent_sample - 1, nodes - 1))]:
         agent, plan, health, plan_cpu = planned.get(me) or plan_of(inventory, me, REPLICAS)
-        tt = agent.targets()
+        tt = agent.assignment()
         mine_keys = {s.key for s in tt.services} - set(canaries)
         q = sum(planner.expected_queries(c, zone) for c in plan.dns)
         # For every ranked Service: in this agent's plan exactly when the ranking makes it an owner.

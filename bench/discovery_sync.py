@@ -215,7 +215,7 @@ class LoopLag:
 
 
 async def child_svcprobe(args: argparse.Namespace) -> None:
-    from agent.discovery import KubeSource
+    from agent.discovery.kube import KubeSource
     from agent.health import Health
 
     _emit({"phase": "ready", "rss_mib": _rss_mib(), "import_cpu_s": time.process_time()})

@@ -47,7 +47,7 @@ def availability() -> str | None:
 
 async def run_svcprobe(job: Job, sockets: int = 4) -> Counts:
     from agent.probes.dns import DnsEngine, Lookup
-    from agent.ratelimit import TokenBucket
+    from agent.probes.budget import TokenBucket
 
     loop = asyncio.get_running_loop()
     engine = DnsEngine(timeout=job.timeout, attempts=1, sockets=sockets,

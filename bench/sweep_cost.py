@@ -104,7 +104,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
 
     from agent import server, settings as settings_mod
     from agent.health import Health
-    from agent.runner import Agent
+    from agent import runner
 
     phases: dict[str, Any] = {}
 
@@ -127,7 +127,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
     })
     health = Health(inventory_services=len(inventory), inventory_endpoints=inventory.endpoint_count(),
                     inventory_synced=True)
-    agent = Agent(s, _Source(inventory), health)  # type: ignore[arg-type]
+    agent = runner.build(s, source=_Source(inventory), health=health)
     c0, w0 = cpu_self(), time.perf_counter()
     plan = agent.plan()
     mark("plan", c0, w0, dns_checks=len(plan.dns), tcp_checks=len(plan.tcp))
@@ -155,11 +155,11 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
          bytes=len(body), series=series, failing_series=failing,
          failing_series_total=len(agent.store.failing_series()), series_budget=s.metrics.series_budget)
 
-    runner = web.AppRunner(server.make_app(agent.context()), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    http_runner = web.AppRunner(server.make_app(agent.context()), access_log=None)
+    await http_runner.setup()
+    site = web.TCPSite(http_runner, "127.0.0.1", 0)
     await site.start()
-    host, port = runner.addresses[0][:2]
+    host, port = http_runner.addresses[0][:2]
     scrapes = []
     c0, w0 = cpu_self(), time.perf_counter()
     try:
@@ -171,7 +171,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
                     assert resp.status == 200, resp.status
                 scrapes.append(time.perf_counter() - t)
     finally:
-        await runner.cleanup()
+        await http_runner.cleanup()
     mark("scrape", c0, w0, scrapes=5, scrape_seconds_median=round(statistics.median(scrapes), 4),
          scrape_seconds_max=round(max(scrapes), 4), bytes=len(got))
     return {"phases": phases, "peak_rss_mib": round(peak_rss_mib(), 1), "cpu_seconds_total": round(cpu_self(), 3)}

@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator
 from agent import settings as settings_mod
 from agent.demo.dnsserver import DnsServer, records_from_inventory
 from agent.health import Health
-from agent.inventory import static
-from agent.inventory.source import StaticSource
+from agent.inventory import manifests
+from agent.discovery.static import StaticSource
 
 ZONE = "cluster.local"
 WRONG = {"search.shop.svc.cluster.local.": "127.0.10.99"}  # DNS answers a stale address
@@ -54,7 +54,7 @@ async def _accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
 @contextlib.asynccontextmanager
 async def sandbox(inventory_file: str, block: int = 0) -> AsyncIterator[DnsServer]:
     """Serve `inventory_file` (written with `block`) on loopback; yields the DNS server."""
-    inventory = static.load_file(inventory_file).inventory
+    inventory = manifests.load_file(inventory_file).inventory
     records = records_from_inventory(inventory, ZONE)
     for name, addr in WRONG.items():
         records[name]["A"] = [relocate(addr, block)]
@@ -122,7 +122,7 @@ async def open_sandbox(inventory_file: str, *, prefer_default: bool = True) -> A
 
 
 async def main(*, listen: str, interval: float, duration: float) -> int:
-    from agent.runner import Agent
+    from agent import runner
 
     workdir = tempfile.mkdtemp(prefix="svcprobe-demo-")
     inventory_file = f"{workdir}/inventory.yaml"
@@ -131,10 +131,7 @@ async def main(*, listen: str, interval: float, duration: float) -> int:
             if block:
                 print(f"(the demo's usual addresses are in use; serving it on 127.{block}.0.0/16 instead)")
             s = settings_for(server.address, inventory_file=inventory_file, listen=listen, interval=interval)
-            health = Health()
-            source = StaticSource(inventory_file, health, reload_seconds=s.inventory.reload_seconds)
-            source.load_initial()
-            agent = Agent(s, source, health)
+            agent = runner.build(s)
             stop = asyncio.Event()
 
             def banner(host: str, port: int) -> None:

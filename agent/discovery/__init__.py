@@ -1,10 +1,6 @@
-"""Live Kubernetes discovery: list+watch of Services and EndpointSlices into the inventory.
+"""Inventory sources: a static manifest file (`static`) or the live cluster (`kube`).
 
-The only package that imports the `kubernetes` client (for configuration and credentials);
-objects are read as raw JSON into `agent.model` by `agent.inventory.parse`.
+`kube` (with `listwatch` and `client`) is the only code that imports the `kubernetes`
+client, for configuration and credentials; it is imported only when the agent discovers
+from the API. Objects are read as raw JSON into `agent.model` by `agent.inventory.parse`.
 """
-
-from agent.discovery.client import ConnectionSpec, DiscoveryConfigError
-from agent.discovery.source import KubeSource
-
-__all__ = ["ConnectionSpec", "DiscoveryConfigError", "KubeSource"]

@@ -396,7 +396,7 @@ class Reflector:
         return True
 
     def _malformed(self, what: str, problem: str) -> None:
-        self.health.skipped["malformed"] = self.health.skipped.get("malformed", 0) + 1
+        self.health.note_skipped("malformed")
         log.warning("%s: skipping %s: %s", self.kind.name, what, problem)
 
     def _upsert(self, obj: Any, seen: set[Key] | None) -> None:
@@ -437,7 +437,7 @@ class Reflector:
         self.listing = True
         if not self._list_counted:  # retries after errors are the same relist
             self._list_counted = True
-            self.health.relists[self.kind.name] = self.health.relists.get(self.kind.name, 0) + 1
+            self.health.note_relist(self.kind.name)
         seen: set[Key] = set()
         token: str | None = None
         pages = 0
@@ -451,7 +451,7 @@ class Reflector:
                 if resp.status == 410 and token:
                     log.info("%s: list continue token expired after %d pages; listing again "
                              "from the start", self.kind.name, pages)
-                    self.health.relists[self.kind.name] += 1
+                    self.health.note_relist(self.kind.name)
                     seen.clear()
                     token, pages = None, 0
                     clean = True
@@ -586,8 +586,7 @@ class Reflector:
     # -- the loop
 
     def _restart(self, reason: str) -> None:
-        key = (self.kind.name, reason)
-        self.health.watch_restarts[key] = self.health.watch_restarts.get(key, 0) + 1
+        self.health.note_watch_restart(self.kind.name, reason)
 
     async def run(self) -> None:
         """List, then watch, forever (until cancelled)."""

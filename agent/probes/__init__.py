@@ -1,1 +1,3 @@
-"""Probe engines: DNS (dnspython messages, shared UDP sockets) and TCP connects."""
+"""Running checks: the DNS engine (`dns`), TCP connects (`tcp`), the DNS query budget
+(`budget`), judging answers against expectations (`answers`), and the `Prober` that puts
+them together for the scheduler."""

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from agent import runner
+from agent.targeting import assignment
 from agent import settings as agent_settings
 from tests.chart.chartlib import CHART, ROOT, all_switches_on, helm_template, one, render
 
@@ -152,7 +153,7 @@ def config_schema() -> dict[str, Any]:
 
 def load_with_agent(config: dict[str, Any]) -> agent_settings.Settings:
     s = agent_settings.load(file_data=config, overrides=NAMESERVER)
-    runner.target_settings(s)  # selectors, NAMESPACE/NAME references, the NodeLocal address
+    assignment.settings_from(s)  # selectors, NAMESPACE/NAME references, the NodeLocal address
     return s
 
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agent import model, runner, targets
+from agent import model, runner
+from agent.targeting import assignment
 from agent import settings as agent_settings
 from agent.inventory.parse import parse_endpoint_slice, parse_service
 from tests.chart.chartlib import one, render
@@ -68,7 +69,7 @@ def test_peers_service_is_the_charts_headless_service(values: dict[str, Any], na
     assert svc["spec"]["clusterIP"] == "None"
     assert agent_env(docs)["SVCPROBE_SHARDING_PEERS_SERVICE"] == f"{namespace}/{name}"
     # The agent reads it, and the Service's own key is what it looks up in its inventory.
-    ts = runner.target_settings(agent_settings_for(docs))
+    ts = assignment.settings_from(agent_settings_for(docs))
     assert ts.peers_service == parse_service(svc).key == (namespace, name)
 
 
@@ -76,7 +77,7 @@ def test_the_agent_reads_its_identity_from_the_chart_env() -> None:
     s = agent_settings_for(render())
     assert (s.node_name, s.pod_name, s.pod_namespace, s.pod_ip) == (
         "node-b", "probe-svcprobe-x7k2q", "monitoring", "10.244.1.5")
-    assert runner.target_settings(s).me == "10.244.1.5"
+    assert assignment.settings_from(s).me == "10.244.1.5"
 
 
 def test_user_env_cannot_silently_lose_to_the_chart() -> None:
@@ -99,11 +100,11 @@ def test_only_ready_agents_are_peers() -> None:
         endpoint("10.244.4.4", ready=False, terminating=True),   # draining
     ])
     inventory = model.Inventory([parse_service(svc)], [parse_endpoint_slice(sl)])
-    ts = runner.target_settings(agent_settings_for(docs))
+    ts = assignment.settings_from(agent_settings_for(docs))
     # This agent (10.244.1.5) is not in the slice yet: it counts itself.
-    assert targets.peers(inventory, ts) == ("10.244.0.7", "10.244.1.5", "10.244.2.9")
+    assert assignment.peers(inventory, ts) == ("10.244.0.7", "10.244.1.5", "10.244.2.9")
 
     # Had the Service published not-ready addresses, every agent with an address would count.
     svc["spec"]["publishNotReadyAddresses"] = True
     inventory = model.Inventory([parse_service(svc)], [parse_endpoint_slice(sl)])
-    assert len(targets.peers(inventory, ts)) == 5
+    assert len(assignment.peers(inventory, ts)) == 5

@@ -40,7 +40,9 @@ CHILD = r'''
 import asyncio, json, sys, time
 import yaml
 from agent import runner, settings
-from agent.discovery.source import ConnectionSpec, KubeSource
+from agent.targeting import assignment
+from agent.discovery.client import ConnectionSpec
+from agent.discovery.kube import KubeSource
 from agent.health import Health
 
 mode, token, ca, config_path, env_path, watch_ns, watch_name, deadline = sys.argv[1:9]
@@ -52,7 +54,7 @@ def emit(**kw):
 async def main():
     s = settings.load(file_data=yaml.safe_load(open(config_path)), env=json.load(open(env_path)),
                       overrides={"dns.nameservers": ("127.0.0.1",)})
-    ts = runner.target_settings(s)
+    ts = assignment.settings_from(s)
     health = Health()
     # In-cluster credentials, as in the pod: token and CA files, the kubernetes Service address.
     spec = ConnectionSpec(token_path=token, ca_path=ca, environ={

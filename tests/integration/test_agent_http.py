@@ -19,15 +19,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.demo import sandbox
 from agent.demo.dnsserver import DnsServer
-from agent.health import Health
-from agent.inventory.source import StaticSource
-from agent.runner import Agent
+from agent import runner
 from tests.chart.chartlib import metric_contract
 
 
 @dataclasses.dataclass
 class Running:
-    agent: Agent
+    agent: runner.Agent
     base: str
     dns: DnsServer
     inventory_file: Path
@@ -77,10 +75,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
                                  listen="127.0.0.1:0", interval=0.5)
         s = dataclasses.replace(s, inventory=dataclasses.replace(s.inventory, reload_seconds=0.5),
                                 shutdown=dataclasses.replace(s.shutdown, drain_seconds=0.5))
-        health = Health()
-        source = StaticSource(str(inventory_file), health, reload_seconds=s.inventory.reload_seconds)
-        source.load_initial()
-        agent = Agent(s, source, health)
+        agent = runner.build(s)
         stop = asyncio.Event()
         listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(agent.run(stop=stop, on_listening=lambda h, p: listening.set_result(f"http://{h}:{p}")))

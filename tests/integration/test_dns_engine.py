@@ -13,7 +13,7 @@ import pytest
 from agent.demo.dnsserver import DnsServer, Fault, Records, add
 from agent.planner import pod_search_list, search_candidates
 from agent.probes.dns import DnsEngine, Lookup, server_label
-from agent.ratelimit import TokenBucket
+from agent.probes.budget import TokenBucket
 
 ZONE = "cluster.local"
 

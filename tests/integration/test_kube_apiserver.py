@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agent.discovery import KubeSource
+from agent.discovery.kube import KubeSource
 from agent.health import Health
 from tests.fakes.kubeapi import endpoint_slice, service
 from tests.testbed.bed import BIN

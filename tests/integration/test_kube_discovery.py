@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from agent.discovery import ConnectionSpec, DiscoveryConfigError, KubeSource
+from agent.discovery.client import ConnectionSpec, DiscoveryConfigError
+from agent.discovery.kube import KubeSource
 from agent.discovery.listwatch import StreamError, iter_list_items
 from agent.health import Health
 from tests.fakes.kubeapi import FakeKubeAPI, endpoint_slice, service

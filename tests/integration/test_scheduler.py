@@ -1,6 +1,7 @@
 """Sweeps: spreading, the concurrency bound, the series budget, stale results dropped.
 
-A recording prober stands in for the engines (the engines have their own tests); the
+A recording prober stands in for the engines (the engines have their own tests), through
+the same `Prober` interface the agent's prober offers (DNS checks via `submit`); the
 scheduler, store and metrics collector are the real ones.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -45,13 +47,26 @@ class RecordingProber:
         result = "wrong_answer" if check.service in self.failing else "ok"
         return CheckResult(check, result, 0.001, time.time(), queries=1, server="127.0.0.1")
 
+    def submit(self, check: DnsCheck, on_result: Callable[[CheckResult | None], None]) -> asyncio.Task[None]:
+        async def lookup() -> None:
+            try:
+                result: CheckResult | None = await self.run(check)
+            except Exception:  # as the agent's prober does: no result, but always a call
+                result = None
+            on_result(result)
+
+        return asyncio.get_running_loop().create_task(lookup())
+
+    def cancel(self, handle: asyncio.Task[None]) -> None:
+        handle.cancel()
+
 
 def make(prober: RecordingProber, *, budget: int = 1000, concurrency: int = 8, interval: float = 1.0,
          spread: float = 0.8) -> tuple[Scheduler, ResultStore, Metrics]:
     store = ResultStore()
     metrics = Metrics(store, Health(), series_budget=budget)
-    sched = Scheduler(prober, store, metrics, interval=interval, spread=spread, jitter=0.1,  # type: ignore[arg-type]
-                      concurrency=concurrency, rng=random.Random(7))
+    sched = Scheduler(prober, store, observe=metrics.observe, failing_budget=metrics.update_failing_budget,
+                      interval=interval, spread=spread, jitter=0.1, concurrency=concurrency, rng=random.Random(7))
     return sched, store, metrics
 
 

@@ -18,7 +18,7 @@ from agent.demo.dnsserver import DnsServer, Fault, Records, add
 from agent.health import Health
 from agent.metrics import Metrics
 from agent.planner import Plan, pod_search_list
-from agent.prober import Prober
+from agent.probes.prober import Prober
 from agent.probes.dns import DnsEngine, Lookup
 from agent.results import ResultStore
 from agent.scheduler import Scheduler
@@ -79,8 +79,8 @@ async def engine() -> AsyncIterator[DnsEngine]:
 def make(prober: Prober, *, concurrency: int = 8, interval: float = 1.0) -> tuple[Scheduler, ResultStore, Metrics]:
     store = ResultStore()
     metrics = Metrics(store, Health(), series_budget=1000)
-    sched = Scheduler(prober, store, metrics, interval=interval, spread=0.8, jitter=0.1, concurrency=concurrency,
-                      rng=random.Random(7))
+    sched = Scheduler(prober, store, observe=metrics.observe, failing_budget=metrics.update_failing_budget,
+                      interval=interval, spread=0.8, jitter=0.1, concurrency=concurrency, rng=random.Random(7))
     return sched, store, metrics
 
 

@@ -28,9 +28,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent import settings as settings_mod
-from agent.health import Health
-from agent.inventory.source import StaticSource
-from agent.runner import Agent
+from agent import runner
 
 ROOT = Path(__file__).resolve().parents[2]
 ZONE = "cluster.local"
@@ -106,7 +104,7 @@ Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 @dataclasses.dataclass
 class Running:
-    agent: Agent
+    agent: runner.Agent
     base: str
     http: aiohttp.ClientSession
     task: asyncio.Task[None]
@@ -160,10 +158,7 @@ async def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.
 
 @contextlib.asynccontextmanager
 async def run_agent(s: settings_mod.Settings) -> AsyncIterator[Running]:
-    health = Health()
-    source = StaticSource(s.inventory.file, health, reload_seconds=s.inventory.reload_seconds)
-    source.load_initial()
-    agent = Agent(s, source, health)
+    agent = runner.build(s)
     stop = asyncio.Event()
     listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(agent.run(stop=stop, on_listening=lambda h, p: listening.set_result(f"http://{h}:{p}")))

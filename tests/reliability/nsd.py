@@ -17,7 +17,7 @@ import asyncio
 import sys
 
 from agent.demo.dnsserver import DnsServer, records_from_inventory
-from agent.inventory import static
+from agent.inventory import manifests
 
 
 def _hostport(text: str) -> tuple[str, int]:
@@ -26,7 +26,7 @@ def _hostport(text: str) -> tuple[str, int]:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    inventory = static.load_file(args.inventory).inventory
+    inventory = manifests.load_file(args.inventory).inventory
     server = DnsServer(records_from_inventory(inventory, "cluster.local"), zone="cluster.local")
     await server.start(*_hostport(args.listen))
     held: list[asyncio.StreamWriter] = []

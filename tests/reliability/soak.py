@@ -38,10 +38,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent import settings as settings_mod
 from agent.demo.dnsserver import DnsServer, records_from_inventory
-from agent.health import Health
-from agent.inventory import static
-from agent.inventory.source import StaticSource
-from agent.runner import Agent
+from agent.inventory import manifests
+from agent import runner
 from tests.reliability.common import ZONE, Svc, agent_settings, manifest, write_atomically
 
 PORT = 18080
@@ -116,7 +114,7 @@ class Churn:
 
     def write(self, path: Path, dns: DnsServer) -> None:
         text = manifest(self.services.values())
-        inventory = static.parse_documents(text).inventory
+        inventory = manifests.parse_documents(text).inventory
         records = records_from_inventory(inventory, ZONE)
         for name in self.no_dns:
             s = self.services[name]
@@ -170,10 +168,7 @@ async def soak(*, seconds: float, services: int = 20, interval: float = 5.0, chu
         "dns.query_budget_burst": int(budget) if budget else defaults.query_budget_burst}
     budget = overrides["dns.query_budget_per_second"]
     s = agent_settings(f"{dns.address[0]}:{dns.address[1]}", inventory_file, **overrides)
-    health = Health()
-    source = StaticSource(str(inventory_file), health, reload_seconds=s.inventory.reload_seconds)
-    source.load_initial()
-    agent = Agent(s, source, health)
+    agent = runner.build(s)
     stop = asyncio.Event()
     listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(agent.run(stop=stop, on_listening=lambda h, p: listening.set_result(f"http://{h}:{p}")))

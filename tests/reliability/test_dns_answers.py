@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.demo.dnsserver import DnsServer, Fault, records_from_inventory
-from agent.inventory import static
+from agent.inventory import manifests
 from tests.reliability.common import (ZONE, Svc, agent_settings, by_result, counter, failing_series,
                                       manifest, run_agent)
 from tests.reliability.test_netns_faults import all_passing, state_intact
@@ -29,7 +29,7 @@ EXPECTED = {
 async def test_bad_answers_then_recovery(tmp_path: Path) -> None:
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(manifest([Svc("app", f"svc{i}", f"127.0.0.{10 + i}", 80) for i in range(3)]))
-    server = DnsServer(records_from_inventory(static.load_file(str(inventory)).inventory, ZONE), zone=ZONE)
+    server = DnsServer(records_from_inventory(manifests.load_file(str(inventory)).inventory, ZONE), zone=ZONE)
     host, port = await server.start("127.0.0.1", 0)
     try:
         s = agent_settings(f"{host}:{port}", inventory, **{"tcp.enabled": False})

@@ -25,7 +25,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from agent.demo.dnsserver import DnsServer, records_from_inventory
-from agent.inventory import static
+from agent.inventory import manifests
 from agent.probes.dns import DnsEngine
 from tests.reliability.common import ZONE, Svc, agent_settings, manifest, run_agent
 
@@ -58,7 +58,7 @@ def query_strings(draw: st.DrawFn) -> str:
 async def test_http_query_fuzz(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(manifest(SERVICES))
-    server = DnsServer(records_from_inventory(static.load_file(str(inventory)).inventory, ZONE), zone=ZONE)
+    server = DnsServer(records_from_inventory(manifests.load_file(str(inventory)).inventory, ZONE), zone=ZONE)
     host, port = await server.start("127.0.0.1", 0)
     try:
         async with run_agent(agent_settings(f"{host}:{port}", inventory, **{"tcp.enabled": False})) as r:

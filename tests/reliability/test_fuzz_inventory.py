@@ -1,6 +1,6 @@
 """Hostile inventories: arbitrary YAML/JSON structures and mutated Service/EndpointSlice
 objects never raise anything but the documented errors (parse.ObjectError / UnsupportedKind
-per object, static.InventoryError for a file that is not YAML at all), and whatever is
+per object, manifests.InventoryError for a file that is not YAML at all), and whatever is
 accepted can be planned."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from agent import planner
-from agent.inventory import parse, static
+from agent.inventory import parse, manifests
 from agent.runner import plan_settings
 from tests.reliability.common import Svc, agent_settings, manifest
 
@@ -34,7 +34,7 @@ json_like = st.recursive(scalars, lambda children: st.lists(children, max_size=4
                          max_leaves=30)
 
 BASE = yaml.safe_load(manifest([Svc("app", "web", "10.0.0.10", 80, (("10.1.0.1", 8080), ("10.1.0.2", 8080)))]))["items"]
-SETTINGS = plan_settings(agent_settings("127.0.0.1:53", static.__file__))  # any path: not read here
+SETTINGS = plan_settings(agent_settings("127.0.0.1:53", manifests.__file__))  # any path: not read here
 
 
 def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -87,7 +87,7 @@ def test_mutated_objects_parse_or_fail_cleanly_and_plan(objs: list[dict[str, Any
         except (parse.ObjectError, parse.UnsupportedKind) as exc:
             assert str(exc)  # names the object and field
     text = yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": objs + BASE})
-    result = static.parse_documents(text)
+    result = manifests.parse_documents(text)
     if result.ok:
         planner.plan(result.inventory, SETTINGS, services=list(result.inventory.services.values()))
     else:
@@ -101,8 +101,8 @@ def test_mutated_objects_parse_or_fail_cleanly_and_plan(objs: list[dict[str, Any
                  st.binary(max_size=200).map(lambda b: b.decode("latin-1"))))
 def test_parse_documents_arbitrary_text(text: str) -> None:
     try:
-        result = static.parse_documents(text)
-    except static.InventoryError as exc:
+        result = manifests.parse_documents(text)
+    except manifests.InventoryError as exc:
         assert "not valid YAML/JSON" in str(exc)
         return
     assert isinstance(result.errors, tuple) and isinstance(result.warnings, tuple)
@@ -114,7 +114,7 @@ def test_yaml_bombs_are_bounded() -> None:
         f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
         f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8))
     try:
-        result = static.parse_documents(bomb)
-    except static.InventoryError:
+        result = manifests.parse_documents(bomb)
+    except manifests.InventoryError:
         return
     assert not result.inventory.services

@@ -16,7 +16,7 @@ import pytest
 
 from agent import server as server_mod
 from agent.demo.dnsserver import DnsServer, records_from_inventory
-from agent.inventory import static
+from agent.inventory import manifests
 from tests.reliability.common import ZONE, Svc, agent_settings, manifest, run_agent, wait_for
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(120)]
@@ -34,7 +34,7 @@ def rss_kib() -> int:
 async def _setup(tmp_path: Path) -> tuple[DnsServer, Path]:
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(manifest([Svc("app", f"svc{i}", f"127.0.0.{10 + i}", 80) for i in range(3)]))
-    server = DnsServer(records_from_inventory(static.load_file(str(inventory)).inventory, ZONE), zone=ZONE)
+    server = DnsServer(records_from_inventory(manifests.load_file(str(inventory)).inventory, ZONE), zone=ZONE)
     await server.start("127.0.0.1", 0)
     return server, inventory
 

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from agent.demo.dnsserver import DnsServer, records_from_inventory
-from agent.inventory import static
+from agent.inventory import manifests
 from tests.fakes.kubeapi import FakeKubeAPI, endpoint_slice, service
 from tests.reliability.common import ZONE, wait_for
 
@@ -50,7 +50,7 @@ async def test_token_never_logged_or_served(tmp_path: Path, via: str) -> None:
         for i in range(3):
             api.put("services", service("shop", f"web{i}", cluster_ip=f"127.0.0.{50 + i}"))
             api.put("endpointslices", endpoint_slice("shop", f"web{i}-x", f"web{i}", [f"127.0.1.{50 + i}"]))
-        inv = static.parse_documents(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        inv = manifests.parse_documents(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
             {**o, "apiVersion": r.startswith("end") and "discovery.k8s.io/v1" or "v1",
              "kind": r.startswith("end") and "EndpointSlice" or "Service"}
             for r in ("services", "endpointslices") for o in api.objects(r).values()]})).inventory

@@ -15,7 +15,7 @@ from builders import KUBECTL_DUMP, ZONE, endpoint, endpoint_slice, plan_settings
 
 from agent import model, planner
 from agent.checks import DnsCheck, DnsExpectation, Expect, SrvRecord, TcpCheck
-from agent.inventory import static
+from agent.inventory import manifests
 
 Z = ZONE
 X_SEARCH = (f"x.svc.{Z}", f"svc.{Z}", Z)  # a pod in namespace x, no host domains
@@ -252,7 +252,7 @@ def test_headless_from_api_objects_counts_nil_ready() -> None:
             {"addresses": ["198.19.0.4"], "conditions": {"ready": True}},
         ]),
     ]
-    res = static.parse_documents(yaml.safe_dump_all([svc, *slices]))
+    res = manifests.parse_documents(yaml.safe_dump_all([svc, *slices]))
     assert res.ok, res.errors
     p = planner.plan(res.inventory, plan_settings())
     assert _expect(p, "A") == {DnsExpectation(Expect.ANSWER, frozenset({"198.19.0.1", "198.19.0.2", "198.19.0.4"}))}
@@ -532,7 +532,7 @@ def test_plan_order_is_stable_and_services_can_be_chosen() -> None:
 
 
 def test_check_keys_are_unique() -> None:
-    inv = static.parse_documents(KUBECTL_DUMP).inventory
+    inv = manifests.parse_documents(KUBECTL_DUMP).inventory
     p = planner.plan(inv, plan_settings())
     keys = [c.key for c in (*p.dns, *p.tcp)]
     assert len(keys) == len(set(keys))
@@ -540,7 +540,7 @@ def test_check_keys_are_unique() -> None:
 
 def test_plan_of_the_kubectl_dump() -> None:
     """End to end over the hand-written dump: the expectations a reviewer can check by eye."""
-    inv = static.parse_documents(KUBECTL_DUMP).inventory
+    inv = manifests.parse_documents(KUBECTL_DUMP).inventory
     p = planner.plan(inv, plan_settings())
 
     def exp(ns: str, svc: str, qtype: str) -> set[str]:

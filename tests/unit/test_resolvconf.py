@@ -1,4 +1,4 @@
-"""agent.resolvconf: reading a pod's resolv.conf like the stub resolvers (resolv.conf(5)).
+"""agent.settings.resolvconf: reading a pod's resolv.conf like the stub resolvers (resolv.conf(5)).
 
 Reference: reference/k8s-dns.md §3.1 (what the kubelet writes), §3.2–3.3 (options, ndots cap
 15, `search`/`domain` last one wins), §3.6 (cluster domain from the `svc.<zone>` entry).
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import resolvconf
+from agent.settings import resolvconf
 
 KUBELET = """\
 nameserver 198.18.0.10

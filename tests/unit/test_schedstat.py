@@ -1,4 +1,4 @@
-"""The event-loop thread's CPU wait (agent.schedstat) and how a sweep reports it."""
+"""The event-loop thread's CPU wait (agent.scheduler.schedstat) and how a sweep reports it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import schedstat
+from agent.scheduler import schedstat
 from agent.results import CPU_WAIT_MIN_SECONDS, CPU_WAIT_WARNING, SweepStats
 
 LINUX_SCHEDSTAT = Path("/proc/thread-self/schedstat").exists()

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from agent import sharding
+from agent.targeting import sharding
 
 SERVICES = [sharding.service_key(f"ns{i % 40}", f"svc{i}") for i in range(3000)]
 

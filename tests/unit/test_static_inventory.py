@@ -1,4 +1,4 @@
-"""agent.inventory.static: the static inventory file (YAML/JSON Kubernetes manifests).
+"""agent.inventory.manifests: the static inventory file (YAML/JSON Kubernetes manifests).
 
 Input is what `kubectl get svc,endpointslices -A -o yaml` prints (a v1 List), multi-document
 YAML, JSON, and Lists nested in either (issue 2, item 2). Other kinds are skipped with a
@@ -16,13 +16,13 @@ import yaml
 from builders import KUBECTL_DUMP, slice_obj, svc_obj
 
 from agent import model
-from agent.inventory import static
+from agent.inventory import manifests
 
 IP = ipaddress.ip_address
 
 
-def _load(text: str) -> static.LoadResult:
-    return static.parse_documents(text, source="inv.yaml")
+def _load(text: str) -> manifests.LoadResult:
+    return manifests.parse_documents(text, source="inv.yaml")
 
 
 def _dump(*docs: object) -> str:
@@ -33,11 +33,11 @@ def _dump(*docs: object) -> str:
 
 
 @pytest.fixture(scope="module")
-def dump_result() -> static.LoadResult:
+def dump_result() -> manifests.LoadResult:
     return _load(KUBECTL_DUMP)
 
 
-def test_dump_loads_without_errors_or_warnings(dump_result: static.LoadResult) -> None:
+def test_dump_loads_without_errors_or_warnings(dump_result: manifests.LoadResult) -> None:
     assert dump_result.ok, dump_result.errors
     assert dump_result.errors == ()
     assert dump_result.warnings == ()
@@ -63,7 +63,7 @@ def test_dump_loads_without_errors_or_warnings(dump_result: static.LoadResult) -
         pytest.param(("shop", "gateway"), "NodePort", ("198.18.7.7",), False, (("", "TCP", 80),), id="nodeport"),
     ],
 )
-def test_dump_services(dump_result: static.LoadResult, key: tuple[str, str], type_: str,
+def test_dump_services(dump_result: manifests.LoadResult, key: tuple[str, str], type_: str,
                        cluster_ips: tuple[str, ...], headless: bool, ports: tuple[tuple[str, str, int], ...]) -> None:
     svc = dump_result.inventory.services[key]
     assert svc.type.value == type_
@@ -72,14 +72,14 @@ def test_dump_services(dump_result: static.LoadResult, key: tuple[str, str], typ
     assert tuple((p.name, p.protocol, p.port) for p in svc.ports) == ports
 
 
-def test_dump_externalname_and_publish_not_ready(dump_result: static.LoadResult) -> None:
+def test_dump_externalname_and_publish_not_ready(dump_result: manifests.LoadResult) -> None:
     services = dump_result.inventory.services
     assert services[("shop", "legacy-api")].external_name == "api.example.com"
     assert services[("shop", "peers")].publish_not_ready is True
     assert services[("shop", "db")].publish_not_ready is False
 
 
-def test_dump_slices_join_their_service_by_label(dump_result: static.LoadResult) -> None:
+def test_dump_slices_join_their_service_by_label(dump_result: manifests.LoadResult) -> None:
     inv = dump_result.inventory
     web = inv.services[("shop", "web")]
     assert [s.name for s in inv.slices_of(web)] == ["web-v4-aaaaa", "web-v4-bbbbb", "web-v6-ccccc"]
@@ -107,7 +107,7 @@ def test_dump_slices_join_their_service_by_label(dump_result: static.LoadResult)
         pytest.param(("shop", "gateway"), {}, id="slice-without-endpoints"),
     ],
 )
-def test_dump_ready_endpoints(dump_result: static.LoadResult, key: tuple[str, str],
+def test_dump_ready_endpoints(dump_result: manifests.LoadResult, key: tuple[str, str],
                               expected: dict[str, tuple[int, ...]]) -> None:
     inv = dump_result.inventory
     ready = inv.ready_endpoints(inv.services[key])
@@ -116,7 +116,7 @@ def test_dump_ready_endpoints(dump_result: static.LoadResult, key: tuple[str, st
     assert dict(got) == expected
 
 
-def test_dump_endpoint_details(dump_result: static.LoadResult) -> None:
+def test_dump_endpoint_details(dump_result: manifests.LoadResult) -> None:
     inv = dump_result.inventory
     dns = inv.slices[("kube-system", "kube-dns-x7k2p")]
     assert [e.node_name for e in dns.endpoints] == ["node-a", "node-b"]
@@ -128,7 +128,7 @@ def test_dump_endpoint_details(dump_result: static.LoadResult) -> None:
     assert (web4.endpoints[1].ready, web4.endpoints[1].serving, web4.endpoints[1].terminating) == (False, True, True)
 
 
-def test_dump_as_json_gives_the_same_inventory(dump_result: static.LoadResult) -> None:
+def test_dump_as_json_gives_the_same_inventory(dump_result: manifests.LoadResult) -> None:
     data = yaml.safe_load(KUBECTL_DUMP)
     as_json = json.dumps(data, indent=4)  # kubectl -o json layout
     res = _load(as_json)
@@ -137,7 +137,7 @@ def test_dump_as_json_gives_the_same_inventory(dump_result: static.LoadResult) -
     assert res.inventory.slices == dump_result.inventory.slices
 
 
-def test_dump_as_multi_document_yaml_gives_the_same_inventory(dump_result: static.LoadResult) -> None:
+def test_dump_as_multi_document_yaml_gives_the_same_inventory(dump_result: manifests.LoadResult) -> None:
     items = yaml.safe_load(KUBECTL_DUMP)["items"]
     res = _load("---\n" + _dump(*items) + "---\n")  # leading and trailing separators: empty documents
     assert res.ok and res.warnings == ()
@@ -265,7 +265,7 @@ def test_same_name_in_different_namespaces_or_kinds_is_not_a_duplicate() -> None
     ],
 )
 def test_syntax_error_reports_line_and_column(text: str, line: int, column: int) -> None:
-    with pytest.raises(static.InventoryError) as info:
+    with pytest.raises(manifests.InventoryError) as info:
         _load(text)
     msg = str(info.value)
     assert msg.startswith("inv.yaml: not valid YAML/JSON")
@@ -278,21 +278,21 @@ def test_syntax_error_reports_line_and_column(text: str, line: int, column: int)
 def test_load_file(tmp_path: Path) -> None:
     p = tmp_path / "dump.yaml"
     p.write_text(KUBECTL_DUMP, encoding="utf-8")
-    res = static.load_file(str(p))
+    res = manifests.load_file(str(p))
     assert res.ok and len(res.inventory) == 8
 
 
 def test_errors_name_the_file(tmp_path: Path) -> None:
     p = tmp_path / "bad.yaml"
     p.write_text(_dump(svc_obj(ports=[{"port": 80, "protocol": "HTTP"}])), encoding="utf-8")
-    res = static.load_file(str(p))
+    res = manifests.load_file(str(p))
     assert res.errors[0].startswith(f"{p}: document 1: Service shop/web: spec.ports[0].protocol:")
 
 
 def test_missing_file(tmp_path: Path) -> None:
     p = tmp_path / "nope.yaml"
-    with pytest.raises(static.InventoryError, match="inventory file does not exist") as info:
-        static.load_file(str(p))
+    with pytest.raises(manifests.InventoryError, match="inventory file does not exist") as info:
+        manifests.load_file(str(p))
     assert str(p) in str(info.value)
 
 
@@ -306,15 +306,15 @@ def test_missing_file(tmp_path: Path) -> None:
 )
 def test_unreadable_file(tmp_path: Path, make) -> None:  # type: ignore[no-untyped-def]
     path = make(tmp_path)
-    with pytest.raises(static.InventoryError, match="cannot read inventory file") as info:
-        static.load_file(str(path))
+    with pytest.raises(manifests.InventoryError, match="cannot read inventory file") as info:
+        manifests.load_file(str(path))
     assert str(path) in str(info.value)
 
 
 def test_file_stamp_changes_when_rewritten(tmp_path: Path) -> None:
     p = tmp_path / "inv.yaml"
-    assert static.file_stamp(str(p)) is None
+    assert manifests.file_stamp(str(p)) is None
     p.write_text("a: 1\n")
-    first = static.file_stamp(str(p))
+    first = manifests.file_stamp(str(p))
     p.write_text("a: 12\n")
-    assert static.file_stamp(str(p)) != first
+    assert manifests.file_stamp(str(p)) != first

@@ -7,8 +7,11 @@ import ipaddress
 
 import pytest
 
-from agent import model, planner, selection, targets
-from agent.changes import ChangeTracker
+from agent import model, planner
+from agent.settings import selectors
+from agent.targeting import selection
+from agent.targeting import assignment
+from agent.targeting.convergence import ConvergenceTracker
 from agent.checks import Expect
 
 
@@ -62,17 +65,17 @@ PS = planner.PlanSettings("cluster.local", 5, (), (("198.18.0.10", 53),))
     ("app.kubernetes.io/name=shop,tier in (web)", {"app.kubernetes.io/name": "shop", "tier": "db"}, False),
 ])
 def test_label_selector(text: str, labels: dict[str, str], match: bool) -> None:
-    reqs = selection.parse_selector(text)
+    reqs = selectors.parse_selector(text)
     assert all(r.matches(labels) for r in reqs) is match
 
 
 @pytest.mark.parametrize("bad", ["tier=", "=web", "tier in ()", "tier in web", "a,,b", "tier >= 3"])
 def test_bad_label_selector_is_rejected(bad: str) -> None:
     if bad == "tier=":  # an empty value is allowed by Kubernetes
-        assert selection.parse_selector(bad)[0].values == frozenset({""})
+        assert selectors.parse_selector(bad)[0].values == frozenset({""})
         return
-    with pytest.raises(selection.SelectorError):
-        selection.parse_selector(bad)
+    with pytest.raises(selectors.SelectorError):
+        selectors.parse_selector(bad)
 
 
 def test_selection_and_annotations() -> None:
@@ -81,8 +84,8 @@ def test_selection_and_annotations() -> None:
         svc("team0", "nodns", annotations={selection.SKIP_DNS: "true"}),
         svc("team0", "notcp", annotations={selection.SKIP_TCP: "yes"}),
     ])
-    ts = targets.TargetSettings(selection=selection.Selection(frozenset({"team0"}), frozenset(), ()))
-    t = targets.choose(inv, ts)
+    ts = assignment.AssignmentSettings(selection=selection.Selection(frozenset({"team0"}), frozenset(), ()))
+    t = assignment.assign(inv, ts)
     names = {s.name for s in t.services}
     assert "quiet" not in names
     assert {"kubernetes", "kube-dns"} <= names  # canaries ignore namespace filters
@@ -94,12 +97,12 @@ def test_selection_and_annotations() -> None:
 
 def test_an_opted_out_canary_is_not_probed() -> None:
     inv = cluster([svc("team0", "edge", annotations={selection.IGNORE: "true"})])
-    t = targets.choose(inv, targets.TargetSettings(canaries=(("team0", "edge"),)))
+    t = assignment.assign(inv, assignment.AssignmentSettings(canaries=(("team0", "edge"),)))
     assert ("team0", "edge") not in t.canaries
 
 
 def test_dns_paths_from_the_cluster_dns_service() -> None:
-    t = targets.choose(cluster(), targets.TargetSettings(nodelocal=("169.254.20.10", 53),
+    t = assignment.assign(cluster(), assignment.AssignmentSettings(nodelocal=("169.254.20.10", 53),
                                                          peers_service=("monitoring", "svcprobe")))
     paths = {(p.name, p.servers) for p in t.paths}
     assert paths == {
@@ -119,7 +122,7 @@ def test_dns_paths_from_the_cluster_dns_service() -> None:
 
 
 def test_paths_can_be_switched_off() -> None:
-    t = targets.choose(cluster(), targets.TargetSettings(cluster_ip_path=False, endpoint_path=False))
+    t = assignment.assign(cluster(), assignment.AssignmentSettings(cluster_ip_path=False, endpoint_path=False))
     assert t.paths == ()
 
 
@@ -128,7 +131,7 @@ def test_sharding_gives_each_agent_a_share_and_keeps_canaries() -> None:
     peers = [f"198.19.9.{i}" for i in range(1, 11)]
     shares = []
     for me in peers:
-        t = targets.choose(inv, targets.TargetSettings(me=me, peers_service=("monitoring", "svcprobe"), replicas=3))
+        t = assignment.assign(inv, assignment.AssignmentSettings(me=me, peers_service=("monitoring", "svcprobe"), replicas=3))
         assert len(t.peers) == 10
         assert {("default", "kubernetes"), ("kube-system", "kube-dns"), ("monitoring", "svcprobe")} <= t.canaries
         assert t.canaries <= {s.key for s in t.services}
@@ -142,18 +145,18 @@ def test_sharding_gives_each_agent_a_share_and_keeps_canaries() -> None:
 
 
 def test_agent_not_yet_listed_counts_itself() -> None:
-    t = targets.choose(cluster(n=30), targets.TargetSettings(me="198.19.99.99", peers_service=("monitoring", "svcprobe")))
+    t = assignment.assign(cluster(n=30), assignment.AssignmentSettings(me="198.19.99.99", peers_service=("monitoring", "svcprobe")))
     assert "198.19.99.99" in t.peers and len(t.peers) == 11
 
 
 def test_without_identity_every_service_is_probed() -> None:
-    t = targets.choose(cluster(n=30), targets.TargetSettings(peers_service=("monitoring", "svcprobe")))
+    t = assignment.assign(cluster(n=30), assignment.AssignmentSettings(peers_service=("monitoring", "svcprobe")))
     assert t.owned == t.selected == 30
 
 
 def test_change_tracker_grace_window() -> None:
     now = [1000.0]
-    tracker = ChangeTracker(30, clock=lambda: now[0])
+    tracker = ConvergenceTracker(30, clock=lambda: now[0])
     base = cluster(n=3)
     tracker.observe(base)
     assert tracker.settle_by() == {}  # what exists at start is settled
@@ -169,7 +172,7 @@ def test_change_tracker_grace_window() -> None:
 
 def test_endpoint_change_starts_the_grace_window() -> None:
     now = [0.0]
-    tracker = ChangeTracker(10, clock=lambda: now[0])
+    tracker = ConvergenceTracker(10, clock=lambda: now[0])
     base = cluster(n=1)
     tracker.observe(base)
     slices = [eps("kube-system", "kube-dns", "198.19.0.2", port=model.EndpointPort("dns", "UDP", 1053)),
@@ -207,11 +210,11 @@ def test_a_canary_with_many_endpoints_is_sharded_like_any_service() -> None:
     inv = cluster()
     big = model.Inventory(inv.services.values(), [
         *[s for s in inv.slices.values() if s.service_name != "svcprobe"],
-        eps("monitoring", "svcprobe", *[f"198.19.{9 + i // 250}.{i % 250 + 1}" for i in range(targets.CANARY_MAX_ENDPOINTS + 1)]),
+        eps("monitoring", "svcprobe", *[f"198.19.{9 + i // 250}.{i % 250 + 1}" for i in range(assignment.CANARY_MAX_ENDPOINTS + 1)]),
     ])
-    ts = targets.TargetSettings(peers_service=("monitoring", "svcprobe"))
-    assert ("monitoring", "svcprobe") in targets.choose(inv, ts).canaries
-    t = targets.choose(big, ts)
+    ts = assignment.AssignmentSettings(peers_service=("monitoring", "svcprobe"))
+    assert ("monitoring", "svcprobe") in assignment.assign(inv, ts).canaries
+    t = assignment.assign(big, ts)
     assert ("monitoring", "svcprobe") not in t.canaries
     assert t.selected == 61  # now one of the selected (sharded) Services
 
@@ -226,4 +229,4 @@ def test_nodelocal_detection(nameservers: tuple[str, ...], configured: str, expe
     from agent import runner, settings
 
     s = settings.load(overrides={"dns.nameservers": nameservers, "paths.nodelocal_address": configured})
-    assert runner.target_settings(s).nodelocal == expected
+    assert assignment.settings_from(s).nodelocal == expected

@@ -1,4 +1,4 @@
-"""agent.probes.wire: the hot-path answer reader, checked against dnspython.
+"""agent.probes.dns.wire: the hot-path answer reader, checked against dnspython.
 
 Messages are built with dnspython (or by hand where dnspython will not produce the shape,
 e.g. compressed SRV targets, which RFC 2782 forbids but servers send), and every result is
@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from agent.probes import wire
+from agent.probes.dns import wire
 
 FUZZ = hsettings(max_examples=400, deadline=None, database=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow])

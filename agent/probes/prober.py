@@ -11,7 +11,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from agent import evaluate, planner
+from agent import planner
+from agent.probes import answers
 from agent.checks import DNS_CONVERGING, TCP_CONVERGING, CheckResult, DnsCheck, TcpCheck
 from agent.probes import tcp
 from agent.probes.dns import DnsEngine, Lookup
@@ -54,7 +55,7 @@ class Prober:
         return names
 
     def judge(self, check: DnsCheck, lookup: Lookup) -> CheckResult:
-        result, detail = evaluate.judge(lookup.status, lookup.records, check.expect, check.qtype)
+        result, detail = answers.judge(lookup.status, lookup.records, check.expect, check.qtype)
         if lookup.detail:
             detail = f"{detail}; {lookup.detail}" if detail else lookup.detail
         if result != "ok" and lookup.qname:

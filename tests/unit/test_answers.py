@@ -1,4 +1,4 @@
-"""agent.evaluate.judge: an answer against the expectation computed from the API.
+"""agent.answers.judge: an answer against the expectation computed from the API.
 
 `ok` when the answer matches (an expected NODATA/NXDOMAIN included), `wrong_answer` when
 records came back but differ (the detail names missing and unexpected records), otherwise
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from agent.checks import DnsExpectation, Expect, SrvRecord
-from agent.evaluate import judge
+from agent.probes.answers import judge
 
 SUFFIX = "db.shop.svc.cluster.local."
 V4 = DnsExpectation(Expect.ANSWER, frozenset({"198.18.0.1", "198.18.0.2"}))

@@ -1,4 +1,4 @@
-"""agent.ratelimit.TokenBucket: the per-agent DNS query budget (DESIGN §5).
+"""agent.budget.TokenBucket: the per-agent DNS query budget (DESIGN §5).
 
 `rate` tokens per second, up to `burst` at once, waiters served in arrival order. Every test
 drives an injected fake clock; `acquire` gets a fake sleep that advances it. Nothing sleeps.
@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from agent import ratelimit
-from agent.ratelimit import TokenBucket
+from agent.probes import budget
+from agent.probes.budget import TokenBucket
 
 
 class FakeClock:
@@ -101,7 +101,7 @@ async def test_acquire_sleeps_exactly_the_reserved_wait(monkeypatch: pytest.Monk
     async def fake_sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    monkeypatch.setattr(ratelimit, "asyncio", SimpleNamespace(sleep=fake_sleep))
+    monkeypatch.setattr(budget, "asyncio", SimpleNamespace(sleep=fake_sleep))
     bucket = TokenBucket(5.0, 2, clock=clock)
     for _ in range(5):
         await bucket.acquire()
@@ -117,7 +117,7 @@ async def test_concurrent_acquires_go_out_spaced_in_arrival_order(monkeypatch: p
     async def fake_sleep(seconds: float) -> None:
         await asyncio.sleep(0)  # yield like a real sleep, without waiting
 
-    monkeypatch.setattr(ratelimit, "asyncio", SimpleNamespace(sleep=fake_sleep))
+    monkeypatch.setattr(budget, "asyncio", SimpleNamespace(sleep=fake_sleep))
     bucket = TokenBucket(4.0, 2, clock=clock)
     t0 = clock.now
     reserved: list[tuple[int, float]] = []
@@ -125,7 +125,7 @@ async def test_concurrent_acquires_go_out_spaced_in_arrival_order(monkeypatch: p
     async def caller(i: int) -> None:
         wait = bucket.reserve()
         reserved.append((i, wait))
-        await ratelimit.asyncio.sleep(wait)
+        await budget.asyncio.sleep(wait)
         wakeups.append((clock.now + wait - t0, i))
 
     await asyncio.gather(*(caller(i) for i in range(8)))

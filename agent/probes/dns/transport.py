@@ -1,14 +1,8 @@
-"""The DNS engine: emulated stub-resolver lookups, driven by socket callbacks.
+"""The DNS engine's transport: emulated stub-resolver lookups, driven by socket callbacks.
 
-What one lookup does (the semantics every caller relies on):
+The walk itself (search list, retries, TCP fallback, what each rcode means) is decided by
+`agent.probes.dns.resolution`, which does no I/O; this module is the machinery around it:
 
-- **Search walk.** It walks the candidate names of a search list (see
-  `planner.search_candidates`) the way musl and dnspython do: NXDOMAIN moves on to the next
-  candidate, any other outcome ends the walk.
-- **Retries.** Each candidate is tried `attempts` times over the nameservers in order (as libc
-  does): a timeout or an error moves to the next server, then to the next attempt; any reply
-  with an rcode ends the retries for that name.
-- **TCP fallback.** A truncated (TC) UDP reply is asked again over TCP, same server.
 - **Timing.** Each query is timed from just before its datagram is sent to the moment its reply
   is read from the socket (`perf_counter_ns`); a lookup's `duration` is the sum of its queries,
   so waits for the query budget are not counted as DNS latency. A timeout counts as exactly
@@ -68,16 +62,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import dns.exception
-import dns.message
-import dns.name
-
-from agent.probes import wire
-from agent.ratelimit import TokenBucket
+from agent.probes.budget import TokenBucket
+from agent.probes.dns import trace as tracing, wire
+from agent.probes.dns.resolution import (
+    ANSWER, ASK_NEXT_NAME, ERROR, FINISHED, NODATA, Resolution, Server, Status, os_error_outcome, server_label,
+)
 
 log = logging.getLogger(__name__)
 
-Server = tuple[str, int]
 OnDone = Callable[["Lookup"], None]
 _QUERY_CACHE_MAX = 50_000  # query templates per query type (A, AAAA, CNAME, SRV): 200,000 in all
 _DRAIN = 64  # most datagrams read per wake-up, so one busy socket cannot hold the loop
@@ -92,40 +84,21 @@ _getrandbits = random.Random(int.from_bytes(os.urandom(16), "big")).getrandbits
 _TYPE_CODES = wire.TYPE_CODES
 _parse = wire.parse_answer
 _WireError = wire.WireError
+_TC = wire.FLAG_TC
 
 
-class Lookup:
+class Lookup(Resolution):
     """One emulated lookup. While it runs it is the handle `submit()` returned; once finished
-    it holds what the lookup saw. `status` is the DNS outcome, not yet compared:
-    answer, nodata, nxdomain, servfail, refused, timeout or error."""
+    it holds what the lookup saw (see `Resolution`); `status` is the DNS outcome, not yet
+    compared with any expectation."""
 
-    __slots__ = (
-        # the outcome
-        "status", "records", "queries", "duration", "server", "qname", "detail", "trace", "finished",
-        # the walk
-        "_candidates", "_qtype", "_code", "_servers", "_on_done", "_ci", "_ai", "_si", "_tcp",
-        "_elapsed_ns", "_tpl", "_conn", "_qid", "_sent_ns", "_timer", "_task",
-    )
+    __slots__ = ("_code", "_on_done", "_tpl", "_conn", "_qid", "_sent_ns", "_timer", "_task")
 
     def __init__(self, candidates: Sequence[str], qtype: str, code: int, servers: Sequence[Server],
-                 on_done: OnDone | None, trace: bool) -> None:
-        self.status = "error"
-        self.records: tuple[str, ...] | list[str] = ()
-        self.queries = 0
-        self.duration = 0.0  # seconds, sum of the queries' round trips
-        self.server = ""  # the server that answered last (or was last tried)
-        self.qname = ""  # the candidate that ended the walk
-        self.detail = ""
-        self.trace: list[dict[str, Any]] | None = [] if trace else None
-        self.finished = False
-        self._candidates = candidates
-        self._qtype = qtype
+                 attempts: int, on_done: OnDone | None, trace: bool) -> None:
+        super().__init__(candidates, qtype, servers, attempts, trace)
         self._code = code
-        self._servers = servers
         self._on_done = on_done
-        self._ci = self._ai = self._si = 0
-        self._tcp = False
-        self._elapsed_ns = 0
         self._tpl: tuple[bytes, bytes, bytes, int] = (b"", b"", b"", 0)
         self._conn: _Conn | None = None
         self._qid = -1
@@ -138,13 +111,6 @@ class Lookup:
         return (f"Lookup({state}, records={tuple(self.records)!r}, queries={self.queries}, "
                 f"duration={self.duration:.6f}, server={self.server!r}, qname={self.qname!r}, "
                 f"detail={self.detail!r})")
-
-
-def server_label(server: Server) -> str:
-    host, port = server
-    if port == 53:
-        return host
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class _Pool:
@@ -245,15 +211,13 @@ class DnsEngine:
             loop = asyncio.get_running_loop()
             if loop is not self._loop:
                 self._bind(loop)
-        w = Lookup(candidates, qtype, code, servers, on_done, trace)
+        w = Lookup(candidates, qtype, code, servers, self.attempts, on_done, trace)
         if not candidates or not servers or self._closing:
             w.detail = ("no candidate names" if not candidates else "no nameservers" if not servers
                         else "DNS engine closed")
-            if candidates:
-                w.qname = candidates[0]
             loop.call_soon(self._finish, w)
             return w
-        name = w.qname = candidates[0]
+        name = w.qname
         tpl = self._templates[code].get(name)
         w._tpl = tpl if tpl is not None else self._template(name, code)
         budget = self.budget
@@ -322,7 +286,7 @@ class DnsEngine:
             self._pools.clear()
             for w in running:
                 if w._on_done is not None:
-                    w.status, w.records, w.detail = "error", (), "DNS engine closed"
+                    w.status, w.records, w.detail = ERROR, (), "DNS engine closed"
                     self._finish(w)
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -386,11 +350,10 @@ class DnsEngine:
         return conn
 
     # -- sending ---------------------------------------------------------------------------
-    def _set_name(self, w: Lookup, ci: int) -> None:
-        w._ci = ci
-        name = w.qname = w._candidates[ci]
-        tpl = self._templates[w._code].get(name)
-        w._tpl = tpl if tpl is not None else self._template(name, w._code)
+    def _set_name(self, w: Lookup) -> None:
+        """The walk moved on to its next candidate: that name's query template."""
+        tpl = self._templates[w._code].get(w.qname)
+        w._tpl = tpl if tpl is not None else self._template(w.qname, w._code)
 
     def _template(self, qname: str, code: int) -> tuple[bytes, bytes, bytes, int]:
         """(message after the id, question as sent, question lower-cased, end of the question)."""
@@ -414,7 +377,7 @@ class DnsEngine:
         self._waiting.discard(w)
         if w._on_done is None:
             return
-        if w._tcp:
+        if w.tcp:
             self._start_tcp(w)
         else:
             self._send(w)
@@ -422,7 +385,7 @@ class DnsEngine:
     def _next_query(self, w: Lookup) -> None:
         """The next query of a running walk: take a budget token, then send."""
         if self._closing:
-            w.status, w.records, w.detail = "error", (), "DNS engine closed"
+            w.status, w.records, w.detail = ERROR, (), "DNS engine closed"
             self._finish(w)
             return
         budget = self.budget
@@ -431,7 +394,7 @@ class DnsEngine:
             if wait > 0:
                 self._wait(w, wait)
                 return
-        if w._tcp:
+        if w.tcp:
             self._start_tcp(w)
         else:
             self._send(w)
@@ -567,13 +530,13 @@ class DnsEngine:
                     parsed = rcode, flags, records = _parse(data, w._code, tpl[3])
                 except _WireError:
                     rcode = flags = -1
-                if rcode == 0 and not flags & 0x0200:
+                if rcode == 0 and not flags & _TC:
                     on_done = w._on_done
                     if on_done is None:
                         continue
                     w._elapsed_ns += rtt
                     w.records = tuple(records)
-                    w.status = "answer" if records else "nodata"
+                    w.status = ANSWER if records else NODATA
                     w.detail = ""
                     w._on_done = None
                     w._conn = None
@@ -591,35 +554,18 @@ class DnsEngine:
     def _reply(self, w: Lookup, data: bytes, rtt_ns: int, transport: str,
                parsed: tuple[int, int, list[str]] | None = None) -> None:
         w._elapsed_ns += rtt_ns
+        server = w._servers[w._si]
         try:
             rcode, flags, records = parsed if parsed is not None else _parse(data, w._code, w._tpl[3])
         except _WireError as exc:
-            label = server_label(w._servers[w._si])
             if w.trace is not None:
-                _record(w.trace, w.qname, w._qtype, w._servers[w._si], transport, "MALFORMED", [], rtt_ns / 1e9)
-            self._after(w, "error", f"malformed reply from {label}: {exc}{_dnspython_opinion(data)}")
+                tracing.record(w.trace, w.qname, w._qtype, server, transport, "MALFORMED", [], rtt_ns / 1e9)
+            self._step(w, w.malformed(f"{exc}{tracing.dnspython_opinion(data)}"))
             return
         if w.trace is not None:
-            _record(w.trace, w.qname, w._qtype, w._servers[w._si], transport,
-                    wire.RCODE_NAMES.get(rcode, f"RCODE{rcode}"), records, rtt_ns / 1e9, reply=data)
-        if flags & 0x0200 and transport == "udp":  # TC
-            w._tcp = True  # truncated: ask again over TCP, as resolvers do
-            self._next_query(w)
-            return
-        if rcode == 0:
-            w.records = records
-            w.status = "answer" if records else "nodata"
-            w.detail = ""
-            self._finish(w)
-        elif rcode == 3:
-            self._after(w, "nxdomain", "")
-        elif rcode == 2:
-            self._after(w, "servfail", f"SERVFAIL from {server_label(w._servers[w._si])}")
-        elif rcode == 5:
-            self._after(w, "refused", f"REFUSED by {server_label(w._servers[w._si])}")
-        else:
-            name = wire.RCODE_NAMES.get(rcode, f"RCODE{rcode}")
-            self._after(w, "error", f"{name} from {server_label(w._servers[w._si])}")
+            tracing.record(w.trace, w.qname, w._qtype, server, transport,
+                           wire.RCODE_NAMES.get(rcode, f"RCODE{rcode}"), records, rtt_ns / 1e9, reply=data)
+        self._step(w, w.reply(rcode, flags, records, transport))
 
     def _conn_failed(self, conn: _Conn, exc: OSError) -> None:
         """An ICMP error on a connected socket: it is about the server, so about every query
@@ -637,10 +583,10 @@ class DnsEngine:
             return
         w._elapsed_ns += rtt_ns
         server = w._servers[w._si]
-        status, detail = _os_error_status(exc, server, transport)
+        status, detail = os_error_outcome(exc, server, transport)
         if w.trace is not None:
-            _record(w.trace, w.qname, w._qtype, server, transport, status.upper(), [], rtt_ns / 1e9)
-        self._after(w, status, detail)
+            tracing.record(w.trace, w.qname, w._qtype, server, transport, status.upper(), [], rtt_ns / 1e9)
+        self._step(w, w.advance(status, detail))
 
     # -- timeouts: one sweeper, no timer per query -----------------------------------------
     def _arm(self, deadline_ns: int) -> None:
@@ -680,39 +626,20 @@ class DnsEngine:
         if w._on_done is None:
             return
         w._elapsed_ns += self._timeout_ns
-        server = w._servers[w._si]
         if w.trace is not None:
-            _record(w.trace, w.qname, w._qtype, server, transport, "TIMEOUT", [], self.timeout)
-        self._after(w, "timeout", f"no reply from {server_label(server)} within {self.timeout:g}s")
+            tracing.record(w.trace, w.qname, w._qtype, w._servers[w._si], transport, "TIMEOUT", [], self.timeout)
+        self._step(w, w.timed_out(self.timeout))
 
-    # -- the walk --------------------------------------------------------------------------
-    def _after(self, w: Lookup, status: str, detail: str) -> None:
-        """One query has an outcome: retry, move on to the next candidate, or finish."""
+    def _step(self, w: Lookup, step: int) -> None:
+        """Do what the walk decided after a query's outcome."""
         if w._on_done is None:  # cancelled
             return
-        w.status = status
-        w.detail = detail
-        if status == "timeout" or status == "error":
-            w.records = ()
-            if w._si + 1 < len(w._servers):
-                w._si += 1
-                self._next_query(w)
-                return
-            if w._ai + 1 < self.attempts:
-                w._ai += 1
-                w._si = 0
-                self._next_query(w)
-                return
-        elif status == "nxdomain":
-            w.records = ()
-            if w._ci + 1 < len(w._candidates):
-                self._set_name(w, w._ci + 1)
-                w._ai = w._si = 0
-                self._next_query(w)
-                return
-        elif status != "answer" and status != "nodata":
-            w.records = ()
-        self._finish(w)
+        if step == FINISHED:
+            self._finish(w)
+            return
+        if step == ASK_NEXT_NAME:
+            self._set_name(w)
+        self._next_query(w)
 
     def _finish(self, w: Lookup) -> None:
         on_done = w._on_done
@@ -736,7 +663,7 @@ class DnsEngine:
         w._task = self._loop.create_task(self._tcp(w))
 
     async def _tcp(self, w: Lookup) -> None:
-        w._tcp = False  # this query only; a retry after it goes over UDP again
+        w.tcp = False  # this query only; a retry after it goes over UDP again
         server = w._servers[w._si]
         w.server = server_label(server)
         w.queries += 1
@@ -778,43 +705,3 @@ class DnsEngine:
         finally:
             if writer is not None:
                 writer.close()
-
-
-def _os_error_status(exc: BaseException, server: Server, transport: str) -> tuple[str, str]:
-    where = f"{server_label(server)} ({transport})"
-    if isinstance(exc, ConnectionRefusedError):
-        if transport == "udp":
-            return "refused", f"connection refused by {where}: ICMP port unreachable (nothing listening, or a REJECT rule)"
-        return "refused", f"connection refused by {where}"
-    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL):
-        return "error", f"{where} unreachable: {exc.strerror}"
-    return "error", f"{where}: {exc.__class__.__name__}: {exc}"
-
-
-def _dnspython_opinion(reply: bytes) -> str:
-    try:
-        dns.message.from_wire(reply)
-    except dns.exception.DNSException as exc:
-        return f" ({exc.__class__.__name__}: {exc})"
-    except Exception as exc:  # noqa: BLE001 - a second opinion must never raise
-        return f" ({exc.__class__.__name__})"
-    return ""
-
-
-def _record(trace: list[dict[str, Any]], qname: str, qtype: str, server: Server, transport: str,
-            rcode: str, records: Sequence[str], rtt: float, *, reply: bytes | None = None) -> None:
-    entry: dict[str, Any] = {
-        "qname": qname,
-        "qtype": qtype,
-        "server": server_label(server),
-        "transport": transport,
-        "rcode": rcode,
-        "records": list(records),
-        "duration_seconds": round(rtt, 6),
-    }
-    if reply is not None:
-        try:
-            entry["reply"] = dns.message.from_wire(reply).to_text()
-        except Exception as exc:  # noqa: BLE001 - the trace shows what it can
-            entry["reply"] = f"<undecodable: {exc}>"
-    trace.append(entry)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from agent import model, sharding
-from agent.planner import DnsPath
-from agent.selection import Selection
+from agent import model, settings as settings_mod
+from agent.targeting import sharding
+from agent.checks import DnsPath
+from agent.targeting.selection import Selection
 
 Key = tuple[str, str]
 API_SERVICE: Key = ("default", "kubernetes")
@@ -27,7 +28,7 @@ CANARY_MAX_ENDPOINTS = 50
 
 
 @dataclasses.dataclass(frozen=True)
-class TargetSettings:
+class AssignmentSettings:
     selection: Selection = Selection()
     canaries: tuple[Key, ...] = ()
     dns_service: Key | None = ("kube-system", "kube-dns")
@@ -39,8 +40,25 @@ class TargetSettings:
     nodelocal: tuple[str, int] | None = None
 
 
+def settings_from(s: settings_mod.Settings) -> AssignmentSettings:
+    """Selection, sharding and path settings (validated by `agent.settings.load`)."""
+    refs = settings_mod.service_refs(s)
+    return AssignmentSettings(
+        selection=Selection(frozenset(s.selection.namespaces), frozenset(s.selection.exclude_namespaces),
+                            settings_mod.label_selector(s)),
+        canaries=refs.canaries,
+        dns_service=refs.dns_service,
+        peers_service=refs.peers_service,
+        me=s.pod_ip,
+        replicas=s.sharding.replicas,
+        cluster_ip_path=s.paths.cluster_ip,
+        endpoint_path=s.paths.endpoints,
+        nodelocal=settings_mod.nodelocal_address(s),
+    )
+
+
 @dataclasses.dataclass(frozen=True)
-class Targets:
+class Assignment:
     services: tuple[model.Service, ...]  # everything this agent probes
     canaries: frozenset[Key]  # the subset probed by every agent (and over every DNS path)
     paths: tuple[DnsPath, ...]
@@ -57,7 +75,7 @@ def _dns_port(ports: Sequence[model.ServicePort] | Sequence[model.EndpointPort])
     return chosen.port if chosen is not None and chosen.port else 53
 
 
-def dns_paths(inventory: model.Inventory, ts: TargetSettings) -> tuple[DnsPath, ...]:
+def dns_paths(inventory: model.Inventory, ts: AssignmentSettings) -> tuple[DnsPath, ...]:
     paths: list[DnsPath] = []
     svc = inventory.services.get(ts.dns_service) if ts.dns_service else None
     if svc is not None:
@@ -72,7 +90,7 @@ def dns_paths(inventory: model.Inventory, ts: TargetSettings) -> tuple[DnsPath, 
     return tuple(paths)
 
 
-def peers(inventory: model.Inventory, ts: TargetSettings) -> tuple[str, ...]:
+def peers(inventory: model.Inventory, ts: AssignmentSettings) -> tuple[str, ...]:
     found: set[str] = set()
     svc = inventory.services.get(ts.peers_service) if ts.peers_service else None
     if svc is not None:
@@ -82,7 +100,7 @@ def peers(inventory: model.Inventory, ts: TargetSettings) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def choose(inventory: model.Inventory, ts: TargetSettings) -> Targets:
+def assign(inventory: model.Inventory, ts: AssignmentSettings) -> Assignment:
     canary_keys = {API_SERVICE, *ts.canaries}
     if ts.dns_service:
         canary_keys.add(ts.dns_service)
@@ -99,7 +117,7 @@ def choose(inventory: model.Inventory, ts: TargetSettings) -> Targets:
     else:
         mine = selected
     chosen = sorted([*mine, *(inventory.services[k] for k in canaries)], key=lambda s: s.key)
-    return Targets(tuple(chosen), canaries, dns_paths(inventory, ts), agents, len(selected), len(mine))
+    return Assignment(tuple(chosen), canaries, dns_paths(inventory, ts), agents, len(selected), len(mine))
 
 
 def _not_ignored(svc: model.Service) -> bool:

@@ -6,10 +6,13 @@ At most `concurrency` checks run at once, and every DNS query also waits for the
 token bucket (inside the DNS engine). A sweep that takes longer than its interval is not
 overlapped by the next; the overrun is reported as lag.
 
-DNS checks go through `Prober.submit` when the prober has it: the engine drives the lookup
-from its socket callbacks and the result is recorded from the completion callback, so a
-DNS check costs no task or coroutine of its own. TCP checks (and probers without `submit`)
-run as one task per check.
+DNS checks go through `Prober.submit`: the engine drives the lookup from its socket
+callbacks and the result is recorded from the completion callback, so a DNS check costs no
+task or coroutine of its own. TCP checks run as one task per check (`Prober.run`).
+
+Every result goes to the results store and to the `observe` callback (the runner passes the
+metrics' histograms and counters); at the end of a sweep `failing_budget()` says how many
+failing-Service series may be exported. Callbacks keep the scheduler below the outputs.
 """
 
 from __future__ import annotations
@@ -22,11 +25,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agent.checks import CheckResult, DnsCheck, TcpCheck
-from agent.metrics import Metrics
 from agent.planner import Plan
-from agent.prober import Prober
 from agent.results import ResultStore, SweepStats
-from agent.schedstat import CpuWaitMeter
+from agent.scheduler.protocol import Prober
+from agent.scheduler.schedstat import CpuWaitMeter
 
 log = logging.getLogger(__name__)
 Check = DnsCheck | TcpCheck
@@ -62,19 +64,21 @@ class Scheduler:
         self,
         prober: Prober,
         store: ResultStore,
-        metrics: Metrics,
         *,
+        observe: Callable[[CheckResult], None] | None = None,
+        failing_budget: Callable[[], int] | None = None,
         interval: float,
         spread: float,
         jitter: float,
         concurrency: int,
         rng: random.Random | None = None,
     ) -> None:
-        self.prober, self.store, self.metrics = prober, store, metrics
+        self.prober, self.store = prober, store
+        self.observe = observe
+        self.failing_budget = failing_budget
         self.interval, self.spread, self.jitter = interval, spread, jitter
         self.concurrency = concurrency
         self.rng = rng or random.Random()
-        self.wakeup = asyncio.Event()  # set to start the next sweep early (e.g. new inventory)
 
     async def sweep(self, plan: Plan, *, window: float | None = None,
                     on_result: Callable[[CheckResult], None] | None = None) -> SweepStats:
@@ -92,13 +96,14 @@ class Scheduler:
         stats.loop_lag = lag.worst
         stats.cpu_seconds, stats.cpu_wait_seconds = cpu.running, cpu.waiting
         stats.lag = max(0.0, stats.duration - self.interval) if window else 0.0
-        self.metrics.update_failing_budget()
-        self.store.finish_sweep(stats, failing_budget=self.metrics.failing_budget)
+        budget = self.failing_budget() if self.failing_budget is not None else None
+        self.store.finish_sweep(stats, failing_budget=budget)
         return stats
 
     def _record(self, result: CheckResult, on_result: Callable[[CheckResult], None] | None) -> None:
         self.store.put(result)
-        self.metrics.observe(result)
+        if self.observe is not None:
+            self.observe(result)
         if on_result is not None:
             on_result(result)
 
@@ -109,7 +114,6 @@ class Scheduler:
         slot = window / len(checks) if checks else 0.0
         start = loop.time()
         tasks: set[asyncio.Task[None]] = set()
-        submit = getattr(self.prober, "submit", None)
         submitted = _Submitted(self, slots, on_result)
 
         async def one(check: Check) -> None:
@@ -128,8 +132,8 @@ class Scheduler:
                     if delay > 0:
                         await asyncio.sleep(delay)
                 await slots.acquire()
-                if submit is not None and isinstance(check, DnsCheck):
-                    submitted.start(submit, check)
+                if isinstance(check, DnsCheck):
+                    submitted.start(check)
                     continue
                 task = loop.create_task(one(check))
                 tasks.add(task)
@@ -155,11 +159,7 @@ class Scheduler:
             await self._sleep(max(0.0, self.interval - (loop.time() - begun)))
 
     async def _sleep(self, seconds: float) -> None:
-        self.wakeup.clear()
-        try:
-            await asyncio.wait_for(self.wakeup.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
+        await asyncio.sleep(seconds)
 
 
 class _Submitted:
@@ -172,10 +172,10 @@ class _Submitted:
         self.running: set[_Run] = set()
         self._idle: asyncio.Future[None] | None = None
 
-    def start(self, submit: Callable[..., Any], check: DnsCheck) -> None:
+    def start(self, check: DnsCheck) -> None:
         run = _Run(self, check)
         try:
-            run.handle = submit(check, run.done)
+            run.handle = self.scheduler.prober.submit(check, run.done)
         except Exception:  # a probe bug must not end the sweep
             log.exception("check %s failed unexpectedly", check.key)
             self.slots.release()
@@ -201,9 +201,9 @@ class _Submitted:
 
     def cancel(self) -> None:
         """The sweep was cancelled: abandon the lookups still running."""
-        cancel = getattr(self.scheduler.prober, "cancel", None)
+        cancel = self.scheduler.prober.cancel
         for run in list(self.running):
-            if cancel is not None and run.handle is not None:
+            if run.handle is not None:
                 cancel(run.handle)
         self.running.clear()
 

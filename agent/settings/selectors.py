@@ -1,21 +1,14 @@
-"""Which Services an agent probes at all, and which checks (pure).
+"""Kubernetes label selectors and `NAMESPACE/NAME` references, as settings spell them.
 
-Namespace include/exclude lists, a Kubernetes-style label selector, and per-Service
-annotations: `svcprobe.io/ignore: "true"` opts a Service out entirely,
-`svcprobe.io/skip-dns` / `svcprobe.io/skip-tcp` drop one kind of check.
+Parsed at start-up by `agent.settings.load`, so a bad selector stops the agent with the key
+named; `agent.targeting.selection` matches Services against the parsed requirements.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Mapping
-
-from agent import model
-
-IGNORE = "svcprobe.io/ignore"
-SKIP_DNS = "svcprobe.io/skip-dns"
-SKIP_TCP = "svcprobe.io/skip-tcp"
+from collections.abc import Mapping
 
 _KEY = r"[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?"
 _VALUE = r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?"
@@ -90,34 +83,3 @@ def parse_ref(text: str, what: str) -> tuple[str, str]:
     if not sep or not ns or not name or "/" in name:
         raise SelectorError(f"{what}: {text!r} is not NAMESPACE/NAME")
     return ns, name
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("true", "yes", "1")
-
-
-@dataclasses.dataclass(frozen=True)
-class Selection:
-    namespaces: frozenset[str] = frozenset()
-    exclude_namespaces: frozenset[str] = frozenset()
-    selector: tuple[Requirement, ...] = ()
-
-    def selects(self, svc: model.Service) -> bool:
-        if _truthy(svc.annotations.get(IGNORE)):
-            return False
-        if self.namespaces and svc.namespace not in self.namespaces:
-            return False
-        if svc.namespace in self.exclude_namespaces:
-            return False
-        return all(r.matches(svc.labels) for r in self.selector)
-
-    def select(self, services: Iterable[model.Service]) -> list[model.Service]:
-        return [s for s in services if self.selects(s)]
-
-
-def skip_dns(svc: model.Service) -> bool:
-    return _truthy(svc.annotations.get(SKIP_DNS))
-
-
-def skip_tcp(svc: model.Service) -> bool:
-    return _truthy(svc.annotations.get(SKIP_TCP))

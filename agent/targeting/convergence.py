@@ -21,7 +21,7 @@ def _fingerprint(inventory: model.Inventory, svc: model.Service) -> int:
     return hash((svc, ready))
 
 
-class ChangeTracker:
+class ConvergenceTracker:
     def __init__(self, grace: float, *, clock: Callable[[], float] = time.time) -> None:
         self.grace = grace
         self.clock = clock
