@@ -19,8 +19,8 @@ from prometheus_client.registry import Collector
 
 from agent import __version__
 from agent.checks import CheckResult, DnsCheck
-from agent.probes.budget import TokenBucket
 from agent.health import Health
+from agent.probes.budget import TokenBucket
 from agent.results import ResultStore
 
 DNS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0)

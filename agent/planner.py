@@ -13,8 +13,8 @@ import ipaddress
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from agent import model
-from agent.targeting import selection
 from agent.checks import DnsCheck, DnsExpectation, DnsPath, Expect, SrvRecord, TcpCheck
+from agent.targeting import selection
 
 FAMILY_QTYPE = {4: "A", 6: "AAAA"}
 

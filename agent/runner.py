@@ -26,7 +26,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from agent import model, planner, server, settings as settings_mod
+from agent import model, planner, server
+from agent import settings as settings_mod
 from agent.discovery.source import Source
 from agent.discovery.static import StaticSource
 from agent.health import Health

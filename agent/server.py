@@ -34,8 +34,8 @@ from agent.checks import CheckResult
 from agent.health import Health
 from agent.metrics import Metrics
 from agent.planner import Plan
-from agent.scheduler import Prober
 from agent.results import ResultStore
+from agent.scheduler import Prober
 
 MAX_CONNECTIONS = 64  # Prometheus replicas, kubelet probes and a few humans need far fewer
 KEEPALIVE_SECONDS = 30.0  # idle (or request-incomplete) connections are closed after this

@@ -60,9 +60,9 @@ from agent import model, planner
 from agent.checks import CheckResult
 from agent.health import Health
 from agent.metrics import Metrics
-from agent.probes.prober import Prober
-from agent.probes.dns import DnsEngine
 from agent.probes.budget import TokenBucket
+from agent.probes.dns import DnsEngine
+from agent.probes.prober import Prober
 from agent.results import ResultStore
 from agent.scheduler import Scheduler
 from bench import dns_bench
@@ -259,7 +259,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 t0 = time.perf_counter()
                 try:
                     lat = await dnsperf_through(relay.address, fqdns * (-(-n // len(fqdns))), n, qps, agent_cpu)
-                except Exception as exc:  # noqa: BLE001 - reported; exit status 1
+                except Exception as exc:
                     problems.append(f"{label} {delay}ms: {exc}")
                     lat = []
                 finally:

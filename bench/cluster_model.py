@@ -41,9 +41,10 @@ import sys
 import time
 from typing import Any
 
-from agent import model, planner, settings as settings_mod
-from agent.targeting import sharding
+from agent import model, planner
+from agent import settings as settings_mod
 from agent.health import Health
+from agent.targeting import sharding
 from bench.common import REPO, environment, log, percentile, write_json
 from bench.synth import endpoint_slice, ipv4, realistic_cluster, service
 

@@ -12,9 +12,9 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Sequence

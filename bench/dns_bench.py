@@ -210,7 +210,7 @@ def environment(server: KnotServer, knotd: str) -> dict:
         knot_version = "unknown"
     commit = git_commit()
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "commit": commit,
         "python": platform.python_version(),
         "dnspython": dns.version.version,
@@ -291,7 +291,7 @@ async def main_async(args: argparse.Namespace) -> int:
             for name in rotation:
                 try:
                     res = await measure(name, server, names, addrs, args)
-                except Exception as exc:  # noqa: BLE001 - reported, exit status 1
+                except Exception as exc:
                     problems.append(f"{name} round {rnd + 1}: {type(exc).__name__}: {exc}")
                     print(f"  round {rnd + 1} {name:<10} FAILED: {exc!r}", file=sys.stderr)
                     continue

@@ -39,8 +39,18 @@ import time
 from typing import Any
 
 from bench import blackbox, dns_bench
-from bench.common import (CpuWatch, DISTURBED_WAIT, REPO, environment, log, proc_cpu_seconds, ratio,
-                          runqueue_wait_seconds, summarise_rounds, write_json)
+from bench.common import (
+    DISTURBED_WAIT,
+    REPO,
+    CpuWatch,
+    environment,
+    log,
+    proc_cpu_seconds,
+    ratio,
+    runqueue_wait_seconds,
+    summarise_rounds,
+    write_json,
+)
 from bench.dns_engines import Counts, Job
 from tests.integration.knot import KnotServer
 
@@ -274,7 +284,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 for name in rotation:
                     try:
                         res = await measure(name, ctx)
-                    except Exception as exc:  # noqa: BLE001 - reported; exit status 1
+                    except Exception as exc:
                         problems.append(f"{name} round {rnd + 1}: {type(exc).__name__}: {exc}")
                         log(f"  round {rnd + 1} {name:<9} FAILED: {exc!r}")
                         continue

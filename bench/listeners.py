@@ -172,7 +172,7 @@ class Listeners:
             proc.wait(30)
             for line in out.splitlines():
                 accepted = json.loads(line).get("accepted", accepted)
-        except Exception:  # noqa: BLE001 - stopping must not fail the benchmark
+        except Exception:
             proc.kill()
             proc.wait()
         return accepted

@@ -37,7 +37,7 @@ def availability() -> str | None:
     """None when the engine can be benchmarked, else why not (shown as 'pending: ...')."""
     try:
         from agent.probes import dns as engine_mod
-    except Exception as exc:  # noqa: BLE001 - any import problem means "not there yet"
+    except Exception as exc:
         return f"agent.probes.dns not importable ({type(exc).__name__}: {exc})"
     engine_cls = getattr(engine_mod, "DnsEngine", None)
     if engine_cls is None or not callable(getattr(engine_cls, "submit", None)):
@@ -46,8 +46,8 @@ def availability() -> str | None:
 
 
 async def run_svcprobe(job: Job, sockets: int = 4) -> Counts:
-    from agent.probes.dns import DnsEngine, Lookup
     from agent.probes.budget import TokenBucket
+    from agent.probes.dns import DnsEngine, Lookup
 
     loop = asyncio.get_running_loop()
     engine = DnsEngine(timeout=job.timeout, attempts=1, sockets=sockets,

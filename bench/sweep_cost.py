@@ -63,7 +63,8 @@ def layout(i: int, ports: list[int], closed_port: int, endpoints: int) -> dict[s
 
 
 def zone_text(services: int, ports: list[int], closed_port: int, endpoints: int) -> str:
-    from tests.integration.knot import Record, zone_text as zt
+    from tests.integration.knot import Record
+    from tests.integration.knot import zone_text as zt
 
     records = []
     for i in range(services):
@@ -102,9 +103,9 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
     import aiohttp
     from aiohttp import web
 
-    from agent import server, settings as settings_mod
+    from agent import runner, server
+    from agent import settings as settings_mod
     from agent.health import Health
-    from agent import runner
 
     phases: dict[str, Any] = {}
 

@@ -34,8 +34,17 @@ import time
 from typing import Any
 
 from bench import blackbox
-from bench.common import (CpuWatch, DISTURBED_WAIT, REPO, environment, log, ratio, runqueue_wait_seconds,
-                          summarise_rounds, write_json)
+from bench.common import (
+    DISTURBED_WAIT,
+    REPO,
+    CpuWatch,
+    environment,
+    log,
+    ratio,
+    runqueue_wait_seconds,
+    summarise_rounds,
+    write_json,
+)
 from bench.listeners import Listeners
 
 ENGINES = ("raw", "svcprobe", "blackbox")
@@ -250,7 +259,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 for name in rotation:
                     try:
                         res = await measure(name, ctx, lis.pid)
-                    except Exception as exc:  # noqa: BLE001 - reported; exit status 1
+                    except Exception as exc:
                         problems.append(f"{name} round {rnd + 1}: {type(exc).__name__}: {exc}")
                         log(f"  round {rnd + 1} {name:<9} FAILED: {exc!r}")
                         continue

@@ -19,9 +19,7 @@ from collections.abc import AsyncIterator
 
 from agent import settings as settings_mod
 from agent.demo.dnsserver import DnsServer, records_from_inventory
-from agent.health import Health
 from agent.inventory import manifests
-from agent.discovery.static import StaticSource
 
 ZONE = "cluster.local"
 WRONG = {"search.shop.svc.cluster.local.": "127.0.10.99"}  # DNS answers a stale address

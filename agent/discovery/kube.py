@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KubeSource", "DiscoveryConfigError", "ConnectionSpec"]
+__all__ = ["ConnectionSpec", "DiscoveryConfigError", "KubeSource"]
 
 
 class KubeSource:

@@ -30,9 +30,9 @@ from typing import Any
 import aiohttp
 
 from agent import model
+from agent.discovery.client import ApiClient
 from agent.health import Health
 from agent.inventory import parse
-from agent.discovery.client import ApiClient
 
 log = logging.getLogger(__name__)
 
@@ -621,7 +621,7 @@ class Reflector:
                 if exc.status == 401:
                     try:
                         await self.client.reauthenticate()
-                    except Exception as cexc:  # noqa: BLE001 - keep the loop alive
+                    except Exception as cexc:
                         log.warning("%s: reloading credentials failed: %s", self.kind.name, cexc)
             except TimeoutError:
                 self._restart("timeout")

@@ -6,8 +6,8 @@ import asyncio
 import logging
 
 from agent import model
-from agent.inventory import manifests
 from agent.health import Health
+from agent.inventory import manifests
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from agent import planner
-from agent.probes import answers
 from agent.checks import DNS_CONVERGING, TCP_CONVERGING, CheckResult, DnsCheck, TcpCheck
-from agent.probes import tcp
+from agent.probes import answers, tcp
 from agent.probes.dns import DnsEngine, Lookup
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ annotations: `svcprobe.io/ignore: "true"` opts a Service out entirely,
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from agent import model
 from agent.settings.selectors import Requirement

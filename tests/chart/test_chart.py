@@ -11,8 +11,17 @@ import pytest
 import yaml
 
 from tests.chart.chartlib import (
-    CHART, DASHBOARD, KUBE_VERSION, RULES, all_switches_on, by_kind, helm_template, one, render,
-    run, tool,
+    CHART,
+    DASHBOARD,
+    KUBE_VERSION,
+    RULES,
+    all_switches_on,
+    by_kind,
+    helm_template,
+    one,
+    render,
+    run,
+    tool,
 )
 
 CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))

@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agent import runner
-from agent.targeting import assignment
 from agent import settings as agent_settings
+from agent.targeting import assignment
 from tests.chart.chartlib import CHART, ROOT, all_switches_on, helm_template, one, render
 
 CONFIG_DOC = ROOT / "docs" / "configuration.md"

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
-from agent import model, runner
-from agent.targeting import assignment
+from agent import model
 from agent import settings as agent_settings
 from agent.inventory.parse import parse_endpoint_slice, parse_service
+from agent.targeting import assignment
 from tests.chart.chartlib import one, render
 
 # What the kubelet would put in the downward-API variables of one agent pod.

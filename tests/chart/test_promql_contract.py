@@ -13,8 +13,13 @@ from typing import Any
 import pytest
 
 from tests.chart.chartlib import (
-    TARGET_LABELS, dashboard_queries, grafana_expand, inspect_promql, metric_contract,
-    rule_queries, rules,
+    TARGET_LABELS,
+    dashboard_queries,
+    grafana_expand,
+    inspect_promql,
+    metric_contract,
+    rule_queries,
+    rules,
 )
 
 # Series that are not the agent's but are fair to use: Prometheus's own per-target series.

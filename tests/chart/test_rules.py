@@ -8,16 +8,24 @@ windows long enough for the scrape interval, and aggregations that keep `cluster
 
 from __future__ import annotations
 
+import pathlib
 import re
 import shutil
-import pathlib
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.chart.chartlib import (
-    RULE_TESTS, RULES, RUNBOOK, alerts, inspect_promql, metric_contract, rules, run, tool,
+    RULE_TESTS,
+    RULES,
+    RUNBOOK,
+    alerts,
+    inspect_promql,
+    metric_contract,
+    rules,
+    run,
+    tool,
 )
 
 SEVERITIES = {"warning", "critical"}

@@ -330,7 +330,7 @@ class FakeKubeAPI:
                headers: dict[str, str] | None = None) -> web.Response:
         return web.json_response(_status(code, reason, message), status=code, headers=headers)
 
-    def _handler(self, res: Resource):  # noqa: ANN202
+    def _handler(self, res: Resource):
         async def handle(request: web.Request) -> web.StreamResponse:
             params = dict(request.query)
             verb = "watch" if params.get("watch") in ("true", "1") else "list"

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent import runner
 from agent.demo import sandbox
 from agent.demo.dnsserver import DnsServer
-from agent import runner
 from tests.chart.chartlib import metric_contract
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from agent.demo.dnsserver import DnsServer, Fault, Records, add
 from agent.planner import pod_search_list, search_candidates
-from agent.probes.dns import DnsEngine, Lookup, server_label
 from agent.probes.budget import TokenBucket
+from agent.probes.dns import DnsEngine, Lookup, server_label
 
 ZONE = "cluster.local"
 

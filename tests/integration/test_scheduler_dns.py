@@ -18,8 +18,8 @@ from agent.demo.dnsserver import DnsServer, Fault, Records, add
 from agent.health import Health
 from agent.metrics import Metrics
 from agent.planner import Plan, pod_search_list
-from agent.probes.prober import Prober
 from agent.probes.dns import DnsEngine, Lookup
+from agent.probes.prober import Prober
 from agent.results import ResultStore
 from agent.scheduler import Scheduler
 

@@ -36,10 +36,10 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent import runner
 from agent import settings as settings_mod
 from agent.demo.dnsserver import DnsServer, records_from_inventory
 from agent.inventory import manifests
-from agent import runner
 from tests.reliability.common import ZONE, Svc, agent_settings, manifest, write_atomically
 
 PORT = 18080

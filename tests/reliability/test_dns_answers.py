@@ -10,8 +10,7 @@ import pytest
 
 from agent.demo.dnsserver import DnsServer, Fault, records_from_inventory
 from agent.inventory import manifests
-from tests.reliability.common import (ZONE, Svc, agent_settings, by_result, counter, failing_series,
-                                      manifest, run_agent)
+from tests.reliability.common import ZONE, Svc, agent_settings, by_result, counter, failing_series, manifest, run_agent
 from tests.reliability.test_netns_faults import all_passing, state_intact
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(120)]

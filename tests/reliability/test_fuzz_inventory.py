@@ -15,7 +15,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from agent import planner
-from agent.inventory import parse, manifests
+from agent.inventory import manifests, parse
 from agent.runner import plan_settings
 from tests.reliability.common import Svc, agent_settings, manifest
 

@@ -19,8 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.common import (Netns, Running, Svc, agent_settings, by_result, counter,
-                                      failing_series, manifest, netns, run_agent, wait_for)
+from tests.reliability.common import (
+    Netns,
+    Running,
+    Svc,
+    agent_settings,
+    by_result,
+    counter,
+    failing_series,
+    manifest,
+    netns,
+    run_agent,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(240)]
 DNS_BAD = {"timeout", "refused", "error", "servfail"}

@@ -51,8 +51,8 @@ async def test_token_never_logged_or_served(tmp_path: Path, via: str) -> None:
             api.put("services", service("shop", f"web{i}", cluster_ip=f"127.0.0.{50 + i}"))
             api.put("endpointslices", endpoint_slice("shop", f"web{i}-x", f"web{i}", [f"127.0.1.{50 + i}"]))
         inv = manifests.parse_documents(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
-            {**o, "apiVersion": r.startswith("end") and "discovery.k8s.io/v1" or "v1",
-             "kind": r.startswith("end") and "EndpointSlice" or "Service"}
+            {**o, "apiVersion": (r.startswith("end") and "discovery.k8s.io/v1") or "v1",
+             "kind": (r.startswith("end") and "EndpointSlice") or "Service"}
             for r in ("services", "endpointslices") for o in api.objects(r).values()]})).inventory
         dns = DnsServer(records_from_inventory(inv, ZONE), zone=ZONE)
         host, port = await dns.start("127.0.0.1", 0)

@@ -9,9 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from builders import KUBECTL_DUMP, plan_settings  # noqa: E402
+from builders import KUBECTL_DUMP, plan_settings
 
-from agent import planner  # noqa: E402
+from agent import planner
 
 
 @pytest.fixture

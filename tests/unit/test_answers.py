@@ -61,7 +61,7 @@ SRV_HEADLESS = DnsExpectation(
                      SRV_HEADLESS, "SRV", "wrong_answer", [f"missing 5432 db-0.{SUFFIX}",
                                                           f"unexpected 5432 10-0-0-4.{SUFFIX}"],
                      id="srv-named-target-not-taken-by-wildcard"),
-        pytest.param("answer", [f"5432 db-0.{SUFFIX}", f"5432 a.other.shop.svc.cluster.local.",
+        pytest.param("answer", [f"5432 db-0.{SUFFIX}", "5432 a.other.shop.svc.cluster.local.",
                                 f"5432 10-0-0-3.{SUFFIX}"], SRV_HEADLESS, "SRV", "wrong_answer",
                      [f"missing 5432 *.{SUFFIX}", "unexpected 5432 a.other.shop.svc.cluster.local."],
                      id="srv-wildcard-outside-the-service"),

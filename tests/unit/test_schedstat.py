@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.scheduler import schedstat
 from agent.results import CPU_WAIT_MIN_SECONDS, CPU_WAIT_WARNING, SweepStats
+from agent.scheduler import schedstat
 
 LINUX_SCHEDSTAT = Path("/proc/thread-self/schedstat").exists()
 

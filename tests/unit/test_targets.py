@@ -8,11 +8,10 @@ import ipaddress
 import pytest
 
 from agent import model, planner
-from agent.settings import selectors
-from agent.targeting import selection
-from agent.targeting import assignment
-from agent.targeting.convergence import ConvergenceTracker
 from agent.checks import Expect
+from agent.settings import selectors
+from agent.targeting import assignment, selection
+from agent.targeting.convergence import ConvergenceTracker
 
 
 def svc(ns: str, name: str, ip: str | None = "198.18.0.10", *, labels: dict[str, str] | None = None,
@@ -226,7 +225,7 @@ def test_a_canary_with_many_endpoints_is_sharded_like_any_service() -> None:
     pytest.param(("169.254.20.10",), "198.18.0.53", ("198.18.0.53", 53), id="configured-wins"),
 ])
 def test_nodelocal_detection(nameservers: tuple[str, ...], configured: str, expected: tuple[str, int] | None) -> None:
-    from agent import runner, settings
+    from agent import settings
 
     s = settings.load(overrides={"dns.nameservers": nameservers, "paths.nodelocal_address": configured})
     assert assignment.settings_from(s).nodelocal == expected

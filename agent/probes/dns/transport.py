@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import errno
 import functools
 import logging
 import os
@@ -60,12 +59,20 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from agent.probes.budget import TokenBucket
-from agent.probes.dns import trace as tracing, wire
+from agent.probes.dns import trace as tracing
+from agent.probes.dns import wire
 from agent.probes.dns.resolution import (
-    ANSWER, ASK_NEXT_NAME, ERROR, FINISHED, NODATA, Resolution, Server, Status, os_error_outcome, server_label,
+    ANSWER,
+    ASK_NEXT_NAME,
+    ERROR,
+    FINISHED,
+    NODATA,
+    Resolution,
+    Server,
+    os_error_outcome,
+    server_label,
 )
 
 log = logging.getLogger(__name__)
@@ -671,7 +678,7 @@ class DnsEngine:
         t0 = _perf_ns()
         try:
             reply = await self._tcp_exchange(w._tpl, server)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             self._tcp_done(w)
             self._timed_out(w, "tcp")
             return

@@ -169,8 +169,8 @@ def query_message(qname: str, qtype: int) -> bytes:
         parts.append(b"\x00")
         parts.append(struct.pack("!HH", qtype, 1))
         return b"".join(parts)
-    import dns.message  # noqa: PLC0415 - only names that need it
-    import dns.name  # noqa: PLC0415
+    import dns.message
+    import dns.name
 
     msg = dns.message.make_query(dns.name.from_text(qname), qtype, use_edns=False)
     msg.id = 0
