@@ -19,7 +19,7 @@ TCP_RESULTS = ("ok", "refused", "timeout", "unreachable", "error", "no_endpoints
 TCP_PASSING = frozenset({"ok", "no_endpoints"})
 
 
-class Expect(enum.Enum):
+class Expect(enum.StrEnum):
     ANSWER = "answer"  # NOERROR with records of the query type
     NODATA = "nodata"  # NOERROR, no records of the query type
     NXDOMAIN = "nxdomain"

@@ -38,7 +38,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="static inventory: Service/EndpointSlice manifests (kubectl get svc,endpointslices -A -o yaml)")
     g.add_argument("--nameserver", metavar="IP[:PORT]", action="append",
                    help="DNS server of the resolver path (repeatable); default: from /etc/resolv.conf")
-    g.add_argument("--cluster-domain", metavar="ZONE", help="cluster DNS zone (default: from resolv.conf, else cluster.local)")
+    g.add_argument("--cluster-domain", metavar="ZONE",
+                   help="cluster DNS zone (default: from resolv.conf, else cluster.local)")
     g.add_argument("--search", metavar="DOMAIN", action="append",
                    help="extra host search domain appended after the cluster ones (repeatable)")
     g.add_argument("--ndots", type=int, metavar="N", help="ndots of the emulated pod resolver")

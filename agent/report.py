@@ -15,7 +15,7 @@ def to_json(results: Sequence[CheckResult], stats: SweepStats) -> str:
 
 def _table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def to_table(results: Sequence[CheckResult], stats: SweepStats, *, show_all: bool = False) -> str:

@@ -23,6 +23,7 @@ import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -38,7 +39,7 @@ from agent.probes.dns import DnsEngine
 from agent.probes.prober import Prober
 from agent.results import ResultStore, SweepStats
 from agent.scheduler import Scheduler
-from agent.targeting import assignment
+from agent.targeting.assignment import Assignment, assign, settings_from
 from agent.targeting.convergence import ConvergenceTracker
 
 log = logging.getLogger(__name__)
@@ -125,12 +126,12 @@ class Agent:
                                    interval=s.scheduler.interval_seconds, spread=s.scheduler.spread,
                                    jitter=s.scheduler.jitter, concurrency=s.scheduler.concurrency)
         self.plan_settings = plan_settings(s)
-        self.assignment_settings = assignment.settings_from(s)
+        self.assignment_settings = settings_from(s)
         self.convergence = ConvergenceTracker(s.dns.grace_seconds)
         self._seen: model.Inventory | None = None
-        self._assignment: assignment.Assignment | None = None
+        self._assignment: Assignment | None = None
 
-    def assignment(self) -> assignment.Assignment:
+    def current_assignment(self) -> Assignment:
         """What this agent probes in the current inventory (recomputed when it changed)."""
         inventory = self.source.inventory
         if inventory is not self._seen:
@@ -139,18 +140,18 @@ class Agent:
                 self.convergence.observe(inventory)
             self._seen, self._assignment = inventory, None
         if self._assignment is None:
-            self._assignment = assignment.assign(inventory, self.assignment_settings)
+            self._assignment = assign(inventory, self.assignment_settings)
         return self._assignment
 
     def plan(self) -> planner.Plan:
-        t = self.assignment()
+        t = self.current_assignment()
         p = planner.plan(self.source.inventory, self.plan_settings, services=t.services, paths=t.paths,
                          path_services=t.canaries, settle_by=self.convergence.settle_by())
         self.health.note_plan(dns=len(p.dns), tcp=len(p.tcp), not_probed=p.not_probed_ports)
         self._account_share(t, p)
         return p
 
-    def _account_share(self, t: assignment.Assignment, p: planner.Plan) -> None:
+    def _account_share(self, t: Assignment, p: planner.Plan) -> None:
         zone = self.settings.dns.cluster_domain
         per_service: dict[tuple[str, str], int] = {}
         for c in p.dns:
@@ -166,7 +167,7 @@ class Agent:
                                expected_qps=per_sweep / self.settings.scheduler.interval_seconds)
 
     def plan_for(self, service: model.Service) -> planner.Plan:
-        t = self.assignment()
+        t = self.current_assignment()
         return planner.plan(self.source.inventory, self.plan_settings, services=[service], paths=t.paths,
                             path_services={service.key})
 
@@ -190,7 +191,7 @@ class Agent:
         while True:
             await self.source.changed.wait()
             self.source.changed.clear()
-            self.store.retain_services(s.key for s in self.assignment().services)
+            self.store.retain_services(s.key for s in self.current_assignment().services)
 
     async def _sweep_when_synced(self) -> None:
         while not self.health.inventory_synced:  # no sweeps over a half-listed cluster
@@ -270,7 +271,7 @@ class Agent:
         log.info("stopped")
 
 
-def _report_death(task: asyncio.Task[None]) -> str:
+def _report_death(task: asyncio.Task[Any]) -> str:
     """Log why a task that should run forever ended; returns a one-line summary."""
     name = task.get_name()
     if task.cancelled():

@@ -30,7 +30,7 @@ from typing import Any
 from aiohttp import http_exceptions, web
 
 from agent import model
-from agent.checks import CheckResult
+from agent.checks import CheckResult, DnsCheck, TcpCheck
 from agent.health import Health
 from agent.metrics import Metrics
 from agent.planner import Plan
@@ -162,7 +162,7 @@ async def debug_probe(request: web.Request) -> web.Response:
     async with ctx._debug_lock:
         ctx._debug_last = now
         plan = ctx.plan_for(service)
-        checks = [*plan.dns, *plan.tcp]
+        checks: list[DnsCheck | TcpCheck] = [*plan.dns, *plan.tcp]
         results = await asyncio.gather(*(ctx.prober.run(c, trace=True) for c in checks))
     return web.json_response({
         "service": f"{namespace}/{name}",

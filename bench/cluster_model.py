@@ -149,7 +149,7 @@ def simulate(nodes: int, args: argparse.Namespace, rng: random.Random) -> dict[s
     agent0 = planned[agents[0]][0]
     ps = agent0.plan_settings
     zone = ps.cluster_domain
-    t = agent0.assignment()
+    t = agent0.current_assignment()
     canaries = t.canaries
     costs = per_service_costs(inventory, ps, canaries)
     canary_plan = planner.plan(inventory, ps, [inventory.services[k] for k in canaries], paths=t.paths,
@@ -189,7 +189,7 @@ def simulate(nodes: int, args: argparse.Namespace, rng: random.Random) -> dict[s
     checks = []
     for me in [agents[0], *rng.sample(agents[1:], min(args.agent_sample - 1, nodes - 1))]:
         agent, plan, health, plan_cpu = planned.get(me) or plan_of(inventory, me, REPLICAS)
-        tt = agent.assignment()
+        tt = agent.current_assignment()
         mine_keys = {s.key for s in tt.services} - set(canaries)
         q = sum(planner.expected_queries(c, zone) for c in plan.dns)
         # For every ranked Service: in this agent's plan exactly when the ranking makes it an owner.

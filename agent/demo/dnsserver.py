@@ -73,7 +73,8 @@ def records_from_inventory(inventory: model.Inventory, zone: str) -> Records:
                 add(records, srv_name, "SRV", f"0 100 {port.port} {base}")
                 continue
             for ep in ready:
-                target = f"{ep.hostname}.{base}" if ep.hostname else f"{str(ep.address).replace('.', '-').replace(':', '-')}.{base}"
+                dashed = str(ep.address).replace(".", "-").replace(":", "-")
+                target = f"{ep.hostname or dashed}.{base}"
                 if not ep.hostname:
                     rtype = "A" if ep.address.version == 4 else "AAAA"
                     add(records, target, rtype, str(ep.address))
@@ -175,24 +176,24 @@ class DnsServer:
             elif fault.kind == "garbage":
                 return wire[:2] + os.urandom(23)
             elif fault.kind == "malformed":  # right id and question, then a record cut short
-                resp = dns.message.make_response(query).to_wire()
-                return resp[:6] + struct.pack("!H", 1) + resp[8:] + b"\xc0\x0c\x00\x01"
+                raw = dns.message.make_response(query).to_wire()
+                return raw[:6] + struct.pack("!H", 1) + raw[8:] + b"\xc0\x0c\x00\x01"
             elif fault.kind in ("servfail", "refused"):
-                resp = dns.message.make_response(query)
-                resp.set_rcode(dns.rcode.SERVFAIL if fault.kind == "servfail" else dns.rcode.REFUSED)
-                return resp.to_wire()
+                failure = dns.message.make_response(query)
+                failure.set_rcode(dns.rcode.SERVFAIL if fault.kind == "servfail" else dns.rcode.REFUSED)
+                return bytes(failure.to_wire())
             elif fault.kind == "truncate" and not tcp:
-                resp = dns.message.make_response(query)
-                resp.flags |= dns.flags.TC
-                return resp.to_wire()
+                truncated = dns.message.make_response(query)
+                truncated.flags |= dns.flags.TC
+                return bytes(truncated.to_wire())
         resp = self.answer(query)
         limit = 65535 if tcp else 512
         try:
-            return resp.to_wire(max_size=limit)
+            return bytes(resp.to_wire(max_size=limit))
         except dns.exception.TooBig:
             short = dns.message.make_response(query)
             short.flags |= dns.flags.TC | dns.flags.AA
-            return short.to_wire()
+            return bytes(short.to_wire())
 
     # -- transports -----------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:

@@ -145,7 +145,7 @@ svcprobe demo is running: a small shop on loopback, some of it broken on purpose
   one-shot report svcprobe check --inventory {inventory_file} --nameserver {ns}
 Broken on purpose: shop/search (wrong DNS answer), shop/reviews (missing DNS record),
 shop/checkout (dead endpoint). shop/legacy has no ready endpoint: expected, no alarm.
-{"Stops after %gs." % duration if duration else "Ctrl-C stops it."}
+{f"Stops after {duration:g}s." if duration else "Ctrl-C stops it."}
 """, flush=True)
 
             async def timer() -> None:

@@ -84,7 +84,7 @@ async def load_configuration(spec: ConnectionSpec) -> Configuration:
         raise DiscoveryConfigError(f"{spec.describe()}: {exc}") from None
     if not cfg.host or not cfg.host.startswith(("http://", "https://")):
         raise DiscoveryConfigError(f"{spec.describe()}: no usable API server address")
-    return cfg
+    return cfg  # type: ignore[no-any-return]  # the kubernetes package is untyped
 
 
 def _ssl_context(cfg: Configuration) -> ssl.SSLContext:
@@ -150,12 +150,12 @@ class ApiClient:
 
     async def _auth_headers(self) -> dict[str, str]:
         assert self._cfg is not None
-        auth: dict[str, Any] = await self._cfg.auth_settings()  # runs the token refresh hook
+        auth: Mapping[str, Any] = await self._cfg.auth_settings()  # runs the token refresh hook
         value = (auth.get("BearerToken") or {}).get("value")
         if value:
             return {"Authorization": str(value).strip()}
         if self._cfg.username or self._cfg.password:
-            return {"Authorization": self._cfg.get_basic_auth_token()}
+            return {"Authorization": str(self._cfg.get_basic_auth_token())}
         return {}
 
     async def get(self, path: str, params: Mapping[str, str], *,

@@ -69,15 +69,15 @@ class KubeSource:
         self.spec = connection or ConnectionSpec(kubeconfig=kubeconfig, context=context)
         self.client = ApiClient(self.spec, connect_timeout=connect_timeout_seconds)
         rng = rng or random.Random()
-        common = dict(page_size=page_size, watch_timeout=watch_timeout_seconds,
-                      read_timeout=read_timeout_seconds, on_change=self._on_change,
-                      on_synced=self._on_synced, sleep=sleep, rng=rng)
-        self.services = listwatch.Reflector(
-            listwatch.SERVICES, self.client, health,
-            backoff=listwatch.Backoff(backoff_initial, backoff_max, rng), **common)
-        self.slices = listwatch.Reflector(
-            listwatch.ENDPOINT_SLICES, self.client, health,
-            backoff=listwatch.Backoff(backoff_initial, backoff_max, rng), **common)
+
+        def reflector(kind: listwatch.ResourceKind) -> listwatch.Reflector:
+            return listwatch.Reflector(
+                kind, self.client, health, page_size=page_size, watch_timeout=watch_timeout_seconds,
+                read_timeout=read_timeout_seconds, on_change=self._on_change, on_synced=self._on_synced,
+                sleep=sleep, rng=rng, backoff=listwatch.Backoff(backoff_initial, backoff_max, rng))
+
+        self.services = reflector(listwatch.SERVICES)
+        self.slices = reflector(listwatch.ENDPOINT_SLICES)
         self._reflectors = (self.services, self.slices)
         self._dirty = asyncio.Event()
         self._synced = asyncio.Event()

@@ -225,7 +225,8 @@ def iter_list_items(text: str, top: dict[str, Any]) -> Iterator[Any]:
     not turn into one big tree of dicts. Raises StreamError on anything that is not a JSON object.
     """
     scan = _decoder.raw_decode
-    ws = _WS.match
+    def ws(s: str, pos: int) -> re.Match[str]:  # `\s*` matches everywhere
+        return _WS.match(s, pos)  # type: ignore[return-value]
     try:
         i = ws(text, 0).end()
         if text[i] != "{":

@@ -64,7 +64,8 @@ def parse_documents(text: str, *, source: str = "<inventory>") -> LoadResult:
             try:
                 parsed = parse.parse_object(obj)
             except parse.UnsupportedKind as exc:
-                warnings.append(f"{source}: {where}: skipped {exc} (not a v1 Service or discovery.k8s.io/v1 EndpointSlice)")
+                warnings.append(f"{source}: {where}: skipped {exc} "
+                                "(not a v1 Service or discovery.k8s.io/v1 EndpointSlice)")
                 continue
             except parse.ObjectError as exc:
                 errors.append(f"{source}: {where}: {exc}")

@@ -44,7 +44,7 @@ def leaves(cls: type = Settings, prefix: tuple[str, ...] = ()) -> list[Leaf]:
     for fld in dataclasses.fields(cls):
         tp = hints[fld.name]
         if dataclasses.is_dataclass(tp):
-            out.extend(leaves(tp, prefix + (fld.name,)))
+            out.extend(leaves(typing.cast(type, tp), prefix + (fld.name,)))
         else:
             out.append(Leaf(prefix + (fld.name,), tp, fld.default, fld.metadata))
     return out

@@ -30,7 +30,7 @@ CANARY_MAX_ENDPOINTS = 50
 
 @dataclasses.dataclass(frozen=True)
 class AssignmentSettings:
-    selection: Selection = Selection()
+    selection: Selection = dataclasses.field(default_factory=Selection)
     canaries: tuple[Key, ...] = ()
     dns_service: Key | None = ("kube-system", "kube-dns")
     peers_service: Key | None = None
@@ -70,10 +70,9 @@ class Assignment:
 
 def _dns_port(ports: Sequence[model.ServicePort] | Sequence[model.EndpointPort]) -> int:
     """The DNS port of the cluster DNS Service or slice: UDP named dns, else any UDP, else 53."""
-    udp = [p for p in ports if p.protocol == "UDP" and p.port]
-    named = [p for p in udp if p.name == "dns"]
-    chosen = (named or udp or [None])[0]
-    return chosen.port if chosen is not None and chosen.port else 53
+    udp = [p.port for p in ports if p.protocol == "UDP" and p.port]
+    named = [p.port for p in ports if p.protocol == "UDP" and p.port and p.name == "dns"]
+    return (named or udp or [53])[0] or 53
 
 
 def dns_paths(inventory: model.Inventory, ts: AssignmentSettings) -> tuple[DnsPath, ...]:

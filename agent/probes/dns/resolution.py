@@ -144,7 +144,8 @@ def os_error_outcome(exc: BaseException, server: Server, transport: str) -> tupl
     where = f"{server_label(server)} ({transport})"
     if isinstance(exc, ConnectionRefusedError):
         if transport == "udp":
-            return REFUSED, f"connection refused by {where}: ICMP port unreachable (nothing listening, or a REJECT rule)"
+            return REFUSED, (f"connection refused by {where}: ICMP port unreachable "
+                             "(nothing listening, or a REJECT rule)")
         return REFUSED, f"connection refused by {where}"
     if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL):
         return ERROR, f"{where} unreachable: {exc.strerror}"

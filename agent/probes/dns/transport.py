@@ -134,7 +134,7 @@ class _Pool:
         # Numeric only: a nameserver is an address, never a name to resolve (no blocking here).
         self.sockaddr = socket.getaddrinfo(host, port, self.family, socket.SOCK_DGRAM, 0,
                                            socket.AI_NUMERICHOST)[0][4]
-        self.conns: list[_Conn] = [_NO_CONN] * size
+        self.conns: list[_Conn | None] = [None] * size  # None: not opened yet
         self.next = 0
 
 
@@ -143,18 +143,17 @@ class _Conn:
 
     __slots__ = ("pool", "sock", "fd", "pending", "quota", "retired", "closed", "out")
 
-    def __init__(self, pool: _Pool | None, sock: socket.socket | None, quota: int) -> None:
+    def __init__(self, pool: _Pool, sock: socket.socket, quota: int) -> None:
         self.pool = pool
         self.sock = sock
-        self.fd = sock.fileno() if sock is not None else -1
+        self.fd = sock.fileno()
         self.pending: dict[int, Lookup] = {}  # id -> the lookup whose query is in flight
         self.quota = quota  # queries it may still send; 0: replace it at the next use
         self.retired = False  # replaced in its pool; closed once nothing is in flight on it
-        self.closed = sock is None
+        self.closed = False
         self.out: collections.deque[tuple[bytes, Lookup, int]] = collections.deque()  # EAGAIN backlog
 
 
-_NO_CONN = _Conn(None, None, 0)  # a pool slot not opened yet
 
 
 def _question_matches(reply: bytes, question: bytes) -> bool:
@@ -350,7 +349,7 @@ class DnsEngine:
         old = pool.conns[i]
         conn = self._open(pool)
         pool.conns[i] = conn
-        if old is not _NO_CONN:
+        if old is not None:
             old.retired = True
             if not old.pending:
                 self._close_conn(old)
@@ -415,7 +414,7 @@ class DnsEngine:
         i = pool.next
         pool.next = i + 1 if i + 1 < pool.size else 0
         conn = pool.conns[i]
-        if conn.quota <= 0:  # used up, broken, or not opened yet: a fresh socket (new source port)
+        if conn is None or conn.quota <= 0:  # not opened yet, used up or broken: a fresh socket (new source port)
             try:
                 conn = self._fresh(pool, i)
             except OSError as exc:  # no socket (EMFILE, no route for the family, ...)
@@ -440,13 +439,15 @@ class DnsEngine:
             conn.out.append((data, w, qid))
             return
         try:
-            conn.sock.send(data)  # type: ignore[union-attr]
+            conn.sock.send(data)
         except (BlockingIOError, InterruptedError):
             conn.out.append((data, w, qid))
-            self._loop.add_writer(conn.fd, self._writable, conn)  # type: ignore[union-attr]
+            assert self._loop is not None
+            self._loop.add_writer(conn.fd, self._writable, conn)
         except OSError as exc:
             # Reported later, from the loop: on_done must never run inside submit().
-            self._loop.call_soon(self._send_failed, conn, w, qid, exc)  # type: ignore[union-attr]
+            assert self._loop is not None
+            self._loop.call_soon(self._send_failed, conn, w, qid, exc)
 
     def _pool(self, w: Lookup) -> _Pool | None:
         server = w._servers[w._si]
@@ -614,9 +615,8 @@ class DnsEngine:
         finally:
             self._sweeping = False
             earliest = min((w._sent_ns for conn in self._conns for w in conn.pending.values()), default=None)
+            # (Nothing armed the sweeper meanwhile: sends do not while `_sweeping` is set.)
             if earliest is not None and self._loop is not None and not self._loop.is_closed():
-                if self._sweeper is not None:
-                    self._sweeper.cancel()
                 self._arm(earliest + self._timeout_ns)
 
     def _take(self, w: Lookup) -> bool:

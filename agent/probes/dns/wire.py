@@ -171,7 +171,8 @@ def query_message(qname: str, qtype: int) -> bytes:
         return b"".join(parts)
     import dns.message
     import dns.name
+    import dns.rdatatype
 
-    msg = dns.message.make_query(dns.name.from_text(qname), qtype, use_edns=False)
+    msg = dns.message.make_query(dns.name.from_text(qname), dns.rdatatype.RdataType(qtype), use_edns=False)
     msg.id = 0
     return msg.to_wire()
