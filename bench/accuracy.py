@@ -70,7 +70,7 @@ from bench.common import REPO, environment, log, percentile, sweep_flags, taskse
 from bench.listeners import Listeners
 from bench.relay import Relay
 from bench.synth import endpoint_slice, service
-from tests.integration.knot import KnotServer
+from tests.support.knot import KnotServer
 
 DELAYS_MS = (5.0, 20.0)
 NORMAL_RATE = 20.0  # an agent's typical sharded rate, well under the 100/s default budget

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Kubernetes discovery at design scale: initial sync and steady-state watch.
 
-    python bench/discovery_sync.py [--services 10000 --endpoints 100000] [--out FILE]
+    python -m bench.discovery_sync [--services 10000 --endpoints 100000] [--out FILE]   (normally run by bench/run)
 
-The fake API server (`tests/fakes/kubeapi.py`, in this process, on 127.0.0.1) serves a synthetic
+The fake API server (`tests/support/kubeapi.py`, in this process, on 127.0.0.1) serves a synthetic
 cluster: `--services` Services (ClusterIPs in 198.18.0.0/16) and their EndpointSlices holding
 `--endpoints` endpoint addresses (198.19.0.0/16, reused round-robin past 65,534; they are only
 data, never contacted). Objects carry what real ones do: labels, Helm annotations (or, on 30% of
@@ -44,10 +44,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 TOKEN = "bench-token-not-a-secret"
 MARKER_NS, MARKER = "zz-bench", "zz-marker"
@@ -391,7 +387,7 @@ class Child:
 
 async def drive(child: Child, ready: dict[str, Any], api: Any, kubeconfig: str,
                 mutations: list[tuple[str, dict]]) -> dict[str, Any]:
-    from tests.fakes.kubeapi import endpoint_slice, service
+    from tests.support.kubeapi import endpoint_slice, service
 
     mode = child.mode
     try:
@@ -457,7 +453,7 @@ def _table(results: dict[str, dict[str, Any]]) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    from tests.fakes.kubeapi import FakeKubeAPI
+    from tests.support.kubeapi import FakeKubeAPI
 
     if args.pin:
         _pin(0)

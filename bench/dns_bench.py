@@ -28,7 +28,7 @@ import dns.version
 from bench import svcprobe_adapter
 from bench.common import git_commit, proc_cpu_seconds, runqueue_wait_seconds
 from bench.dns_engines import Counts, Job, run_dnspython, run_raw, run_raw_await, run_raw_drain
-from tests.integration.knot import KnotServer, Record, find_knot, zone_text
+from tests.support.knot import KnotServer, Record, find_knot, zone_text
 
 REPO = Path(__file__).resolve().parents[1]
 ZONE = "cluster.local."

@@ -52,7 +52,7 @@ from bench.common import (
     write_json,
 )
 from bench.dns_engines import Counts, Job
-from tests.integration.knot import KnotServer
+from tests.support.knot import KnotServer
 
 ENGINES = ("raw", "svcprobe", "blackbox", "dnsperf")
 

@@ -63,8 +63,8 @@ def layout(i: int, ports: list[int], closed_port: int, endpoints: int) -> dict[s
 
 
 def zone_text(services: int, ports: list[int], closed_port: int, endpoints: int) -> str:
-    from tests.integration.knot import Record
-    from tests.integration.knot import zone_text as zt
+    from tests.support.knot import Record
+    from tests.support.knot import zone_text as zt
 
     records = []
     for i in range(services):
@@ -203,7 +203,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> int:
     from bench.listeners import Listeners
-    from tests.integration.knot import KnotServer
+    from tests.support.knot import KnotServer
 
     server_cpu = 0 if args.pin else None
     problems: list[str] = []

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Knot DNS (Debian package `knot`: knotd, knotc, kzonecheck) for the integration tests
-# (tests/integration/knot.py) and the benchmarks (bench/run).
+# (tests/support/knot.py) and the benchmarks (bench/run).
 # Idempotent and quick when present. The package's own system service is never started:
 # the tests and benchmarks run knotd themselves, with their own config, on loopback.
 set -euo pipefail

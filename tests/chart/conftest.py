@@ -1,4 +1,4 @@
-"""Every test in tests/chart carries the `chart` marker. Helpers live in chartlib.py."""
+"""Every test in tests/chart carries the `chart` marker. Helpers live in tests/support/chart.py."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.chartlib import (
+from tests.support.chart import (
     CHART,
     DASHBOARD,
     KUBE_VERSION,

@@ -17,7 +17,7 @@ import yaml
 
 from agent import settings as agent_settings
 from agent.targeting import assignment
-from tests.chart.chartlib import CHART, ROOT, all_switches_on, helm_template, one, render
+from tests.support.chart import CHART, ROOT, all_switches_on, helm_template, one, render
 
 CONFIG_DOC = ROOT / "docs" / "configuration.md"
 VALUES = CHART / "values.yaml"

@@ -8,7 +8,7 @@ import json
 import pathlib
 import re
 
-from tests.chart.chartlib import DASHBOARD, DASHBOARDS, dashboard, panels, run, tool
+from tests.support.chart import DASHBOARD, DASHBOARDS, dashboard, panels, run, tool
 
 
 def generator():

@@ -21,7 +21,7 @@ import venv
 import pytest
 from packaging.requirements import Requirement
 
-from tests.chart.chartlib import CACHE_BIN, ROOT, run
+from tests.support.chart import CACHE_BIN, ROOT, run
 
 DOCKERFILE = ROOT / "Dockerfile"
 PINS = ROOT / "requirements-image.txt"

@@ -12,7 +12,7 @@ from agent import model
 from agent import settings as agent_settings
 from agent.inventory.parse import parse_endpoint_slice, parse_service
 from agent.targeting import assignment
-from tests.chart.chartlib import one, render
+from tests.support.chart import one, render
 
 # What the kubelet would put in the downward-API variables of one agent pod.
 POD = {"spec.nodeName": "node-b", "metadata.name": "probe-svcprobe-x7k2q",

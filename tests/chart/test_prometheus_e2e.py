@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from tests.chart.chartlib import ROOT, RULES, dashboard_queries, grafana_expand, tool
+from tests.support.chart import ROOT, RULES, dashboard_queries, grafana_expand, tool
 
 pytestmark = pytest.mark.integration
 

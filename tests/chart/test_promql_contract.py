@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.chart.chartlib import (
+from tests.support.chart import (
     TARGET_LABELS,
     dashboard_queries,
     grafana_expand,

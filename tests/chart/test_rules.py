@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.chartlib import (
+from tests.support.chart import (
     RULE_TESTS,
     RULES,
     RUNBOOK,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chart.chartlib import CHART, DASHBOARDS
+from tests.support.chart import CHART, DASHBOARDS
 
 
 @pytest.mark.parametrize("name", ["svcprobe-rules.yaml", "svcprobe-dashboard.json"])

@@ -6,24 +6,16 @@
   zone name -> zone text, or a function returning one). A test that reloads it should put the
   module's zones back (``knot_server.reload(KNOT_ZONES)``) or use ``knot_factory`` instead.
 
-See tests/integration/knot.py for the API.
+See tests/support/knot.py for the API.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-# `tests.integration.knot` is importable as a namespace package from the repository root;
-# make sure the root is on sys.path however pytest was started.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from tests.integration.knot import KnotServer  # noqa: E402
+from tests.support.knot import KnotServer
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent import runner
 from agent.demo import sandbox
 from agent.demo.dnsserver import DnsServer
-from tests.chart.chartlib import metric_contract
+from tests.support.chart import metric_contract
 
 
 @dataclasses.dataclass

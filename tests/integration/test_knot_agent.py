@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.knot import KnotServer, Record, zone_text
+from tests.support.knot import KnotServer, Record, zone_text
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.integration.knot import (
+from tests.support.knot import (
     KnotError,
     KnotNotInstalled,
     KnotServer,
@@ -296,6 +296,6 @@ def test_zone_text_validates_its_input() -> None:
 def test_missing_knot_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     find_knot()  # installed here
     monkeypatch.setenv("PATH", "/nonexistent")
-    monkeypatch.setattr("tests.integration.knot._SBIN_DIRS", ("/nonexistent/sbin",))
+    monkeypatch.setattr("tests.support.knot._SBIN_DIRS", ("/nonexistent/sbin",))
     with pytest.raises(KnotNotInstalled, match="20-knot.sh"):
         KnotServer(KNOT_ZONES)

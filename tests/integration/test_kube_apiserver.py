@@ -32,7 +32,7 @@ import pytest
 
 from agent.discovery.kube import KubeSource
 from agent.health import Health
-from tests.fakes.kubeapi import endpoint_slice, service
+from tests.support.kubeapi import endpoint_slice, service
 from tests.testbed.bed import BIN
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
 """Kubernetes discovery (list + watch) against the fake API server on loopback.
 
-Each test runs a real `KubeSource` over HTTP against `tests.fakes.kubeapi.FakeKubeAPI` (same
+Each test runs a real `KubeSource` over HTTP against `tests.support.kubeapi.FakeKubeAPI` (same
 wire format as the API server) and asserts on the resulting `model.Inventory`, on `Health` and on
 the requests the server saw. Waits are bounded polls; nothing asserts on elapsed time. Backoff
 delays are observed through an injected sleep function, which records each delay and then
@@ -25,7 +25,7 @@ from agent.discovery.client import ConnectionSpec, DiscoveryConfigError
 from agent.discovery.kube import KubeSource
 from agent.discovery.listwatch import StreamError, iter_list_items
 from agent.health import Health
-from tests.fakes.kubeapi import FakeKubeAPI, endpoint_slice, service
+from tests.support.kubeapi import FakeKubeAPI, endpoint_slice, service
 
 TOKEN = "tok-3f9a1c77e2d84b55"
 

@@ -22,8 +22,8 @@ import pytest
 
 from agent.demo.dnsserver import DnsServer, records_from_inventory
 from agent.inventory import manifests
-from tests.fakes.kubeapi import FakeKubeAPI, endpoint_slice, service
 from tests.reliability.common import ZONE, wait_for
+from tests.support.kubeapi import FakeKubeAPI, endpoint_slice, service
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(120)]
 TOKEN = "svcprobe-secret-7f3c9e2a41b8d605-do-not-leak"

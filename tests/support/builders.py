@@ -1,4 +1,4 @@
-"""Builders shared by the unit tests (imported as a plain module: `from builders import ...`).
+"""Builders for unit tests: Kubernetes API dicts and agent model objects.
 
 - ``svc_obj`` / ``slice_obj``: plain Kubernetes API dicts (what the API and kubectl print),
   for the parser and the static source.

@@ -5,7 +5,7 @@ run directory, storage and zone files in a private temporary directory, listenin
 address (by default a random one in 127.53.0.0/16) and a free port, UDP and TCP on the same port.
 The system's knot service is never used.
 
-    from tests.integration.knot import KnotServer, Record, zone_text
+    from tests.support.knot import KnotServer, Record, zone_text
 
     zone = zone_text("cluster.local.", [
         Record("web.default.svc", "A", "198.18.0.10"),
@@ -467,7 +467,7 @@ class KnotServer:
             for name in self._zones
         )
         conf = f"""\
-# Written by tests/integration/knot.py; one private knotd per KnotServer.
+# Written by tests/support/knot.py; one private knotd per KnotServer.
 server:
     rundir: "{work / "run"}"
     pidfile: "{work / "run" / "knot.pid"}"

@@ -1,17 +1,11 @@
-"""Fixtures for the unit tier (builders live in builders.py, imported as a plain module)."""
+"""Fixtures for the unit tier (builders live in tests/support/builders.py)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from builders import KUBECTL_DUMP, plan_settings
-
 from agent import planner
+from tests.support.builders import KUBECTL_DUMP, plan_settings
 
 
 @pytest.fixture

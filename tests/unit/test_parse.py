@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from builders import deep, slice_obj, svc_obj
 
 from agent import model
 from agent.inventory import parse
+from tests.support.builders import deep, slice_obj, svc_obj
 
 IP = ipaddress.ip_address
 

@@ -11,11 +11,20 @@ from typing import Any
 
 import pytest
 import yaml
-from builders import KUBECTL_DUMP, ZONE, endpoint, endpoint_slice, plan_settings, service, slice_obj, svc_obj
 
 from agent import model, planner
 from agent.checks import DnsCheck, DnsExpectation, Expect, SrvRecord, TcpCheck
 from agent.inventory import manifests
+from tests.support.builders import (
+    KUBECTL_DUMP,
+    ZONE,
+    endpoint,
+    endpoint_slice,
+    plan_settings,
+    service,
+    slice_obj,
+    svc_obj,
+)
 
 Z = ZONE
 X_SEARCH = (f"x.svc.{Z}", f"svc.{Z}", Z)  # a pod in namespace x, no host domains

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from builders import KUBECTL_DUMP, slice_obj, svc_obj
 
 from agent import model
 from agent.inventory import manifests
+from tests.support.builders import KUBECTL_DUMP, slice_obj, svc_obj
 
 IP = ipaddress.ip_address
 

@@ -1,0 +1,13 @@
+"""Helpers shared by the test tiers and the benchmarks, imported as ``tests.support.<module>``.
+
+- ``builders``: Kubernetes API dicts and agent model objects for unit tests, and the
+  ``kubectl get svc,endpointslices -A -o yaml`` dump (``KUBECTL_DUMP``).
+- ``kubeapi``: a fake Kubernetes API server (list/watch, faults) on loopback.
+- ``knot``: a real authoritative DNS server, a private ``knotd`` on loopback.
+- ``chart``: rendering the Helm chart, the metric contract of docs/metrics.md, and where PromQL
+  lives (rules, dashboard).
+
+``tests`` itself is a namespace package: run from the repository root (pytest's
+``pythonpath = ["."]``, ``bench/run``, ``python -m ...``), these import without any
+``sys.path`` set-up.
+"""
