@@ -1,7 +1,7 @@
 """Helpers shared by the test tiers and the benchmarks, imported as ``tests.support.<module>``.
 
 - ``builders``: Kubernetes API dicts and agent model objects for unit tests, and the
-  ``kubectl get svc,endpointslices -A -o yaml`` dump (``KUBECTL_DUMP``).
+  ``kubectl get svc,endpointslices -A -o yaml`` dump in ``data/``.
 - ``kubeapi``: a fake Kubernetes API server (list/watch, faults) on loopback.
 - ``knot``: a real authoritative DNS server, a private ``knotd`` on loopback.
 - ``chart``: rendering the Helm chart, the metric contract of docs/metrics.md, and where PromQL

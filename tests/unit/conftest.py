@@ -5,14 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agent import planner
-from tests.support.builders import KUBECTL_DUMP, plan_settings
+from tests.support.builders import plan_settings
 
 
 @pytest.fixture
 def ps() -> planner.PlanSettings:
     return plan_settings()
-
-
-@pytest.fixture
-def kubectl_dump() -> str:
-    return KUBECTL_DUMP

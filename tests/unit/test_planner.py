@@ -16,10 +16,10 @@ from agent import model, planner
 from agent.checks import DnsCheck, DnsExpectation, Expect, SrvRecord, TcpCheck
 from agent.inventory import manifests
 from tests.support.builders import (
-    KUBECTL_DUMP,
     ZONE,
     endpoint,
     endpoint_slice,
+    kubectl_dump,
     plan_settings,
     service,
     slice_obj,
@@ -541,7 +541,7 @@ def test_plan_order_is_stable_and_services_can_be_chosen() -> None:
 
 
 def test_check_keys_are_unique() -> None:
-    inv = manifests.parse_documents(KUBECTL_DUMP).inventory
+    inv = manifests.parse_documents(kubectl_dump()).inventory
     p = planner.plan(inv, plan_settings())
     keys = [c.key for c in (*p.dns, *p.tcp)]
     assert len(keys) == len(set(keys))
@@ -549,7 +549,7 @@ def test_check_keys_are_unique() -> None:
 
 def test_plan_of_the_kubectl_dump() -> None:
     """End to end over the hand-written dump: the expectations a reviewer can check by eye."""
-    inv = manifests.parse_documents(KUBECTL_DUMP).inventory
+    inv = manifests.parse_documents(kubectl_dump()).inventory
     p = planner.plan(inv, plan_settings())
 
     def exp(ns: str, svc: str, qtype: str) -> set[str]:

@@ -16,7 +16,7 @@ import yaml
 
 from agent import model
 from agent.inventory import manifests
-from tests.support.builders import KUBECTL_DUMP, slice_obj, svc_obj
+from tests.support.builders import kubectl_dump, slice_obj, svc_obj
 
 IP = ipaddress.ip_address
 
@@ -34,7 +34,7 @@ def _dump(*docs: object) -> str:
 
 @pytest.fixture(scope="module")
 def dump_result() -> manifests.LoadResult:
-    return _load(KUBECTL_DUMP)
+    return _load(kubectl_dump())
 
 
 def test_dump_loads_without_errors_or_warnings(dump_result: manifests.LoadResult) -> None:
@@ -129,7 +129,7 @@ def test_dump_endpoint_details(dump_result: manifests.LoadResult) -> None:
 
 
 def test_dump_as_json_gives_the_same_inventory(dump_result: manifests.LoadResult) -> None:
-    data = yaml.safe_load(KUBECTL_DUMP)
+    data = yaml.safe_load(kubectl_dump())
     as_json = json.dumps(data, indent=4)  # kubectl -o json layout
     res = _load(as_json)
     assert res.ok and res.warnings == ()
@@ -138,7 +138,7 @@ def test_dump_as_json_gives_the_same_inventory(dump_result: manifests.LoadResult
 
 
 def test_dump_as_multi_document_yaml_gives_the_same_inventory(dump_result: manifests.LoadResult) -> None:
-    items = yaml.safe_load(KUBECTL_DUMP)["items"]
+    items = yaml.safe_load(kubectl_dump())["items"]
     res = _load("---\n" + _dump(*items) + "---\n")  # leading and trailing separators: empty documents
     assert res.ok and res.warnings == ()
     assert res.inventory.services == dump_result.inventory.services
@@ -277,7 +277,7 @@ def test_syntax_error_reports_line_and_column(text: str, line: int, column: int)
 
 def test_load_file(tmp_path: Path) -> None:
     p = tmp_path / "dump.yaml"
-    p.write_text(KUBECTL_DUMP, encoding="utf-8")
+    p.write_text(kubectl_dump(), encoding="utf-8")
     res = manifests.load_file(str(p))
     assert res.ok and len(res.inventory) == 8
 
