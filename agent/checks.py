@@ -10,13 +10,36 @@ import dataclasses
 import enum
 from typing import Any
 
-# Result label values (DESIGN §3). "ok" means: the answer matched what the API says.
+
+class DnsResult(enum.StrEnum):
+    """The `result` label of a DNS check (DESIGN §3): `ok` when the answer matched what the
+    API says (an expected NODATA or NXDOMAIN included), else what went wrong."""
+
+    OK = "ok"
+    NXDOMAIN = "nxdomain"
+    NODATA = "nodata"
+    SERVFAIL = "servfail"
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    WRONG_ANSWER = "wrong_answer"
+    ERROR = "error"
+
+
+class TcpResult(enum.StrEnum):
+    """The `result` label of a TCP check; `no_endpoints` is expected, not a failure."""
+
+    OK = "ok"
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    UNREACHABLE = "unreachable"
+    ERROR = "error"
+    NO_ENDPOINTS = "no_endpoints"
+
+
 # Outcomes that may only mean "not converged yet" right after a Service changed:
-DNS_CONVERGING = frozenset({"wrong_answer", "nxdomain", "nodata"})
-TCP_CONVERGING = frozenset({"refused", "timeout"})
-DNS_RESULTS = ("ok", "nxdomain", "nodata", "servfail", "refused", "timeout", "wrong_answer", "error")
-TCP_RESULTS = ("ok", "refused", "timeout", "unreachable", "error", "no_endpoints")
-TCP_PASSING = frozenset({"ok", "no_endpoints"})
+DNS_CONVERGING = frozenset({DnsResult.WRONG_ANSWER, DnsResult.NXDOMAIN, DnsResult.NODATA})
+TCP_CONVERGING = frozenset({TcpResult.REFUSED, TcpResult.TIMEOUT})
+TCP_PASSING = frozenset({TcpResult.OK, TcpResult.NO_ENDPOINTS})
 
 
 class Expect(enum.StrEnum):
@@ -105,7 +128,7 @@ class DnsPath:
 @dataclasses.dataclass(frozen=True, slots=True)
 class CheckResult:
     check: Check
-    result: str
+    result: DnsResult | TcpResult
     duration_seconds: float
     finished_at: float  # Unix time
     queries: int = 0  # DNS queries on the wire for this lookup (0 for TCP)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from agent.checks import DnsExpectation, Expect
+from agent.checks import DnsExpectation, DnsResult, Expect
 
 
 def _srv_diff(got: Sequence[str], expect: DnsExpectation) -> tuple[list[str], list[str]]:
@@ -38,8 +38,9 @@ def _srv_diff(got: Sequence[str], expect: DnsExpectation) -> tuple[list[str], li
     return missing, extra
 
 
-def judge(status: str, records: Sequence[str], expect: DnsExpectation, qtype: str) -> tuple[str, str]:
-    """(result label, detail) for a lookup that ended with `status` and `records`."""
+def judge(status: str, records: Sequence[str], expect: DnsExpectation, qtype: str) -> tuple[DnsResult, str]:
+    """(result label, detail) for a lookup that ended with `status` (a `Status` of the DNS
+    engine: answer, nodata, nxdomain, servfail, refused, timeout, error) and `records`."""
     if status == "answer":
         if expect.kind is Expect.ANSWER:
             if qtype == "SRV":
@@ -49,18 +50,19 @@ def judge(status: str, records: Sequence[str], expect: DnsExpectation, qtype: st
                 missing = sorted(expect.records - got)
                 extra = sorted(got - expect.records)
             if not missing and not extra:
-                return "ok", ""
+                return DnsResult.OK, ""
             parts = []
             if missing:
                 parts.append("missing " + ", ".join(missing))
             if extra:
                 parts.append("unexpected " + ", ".join(extra))
-            return "wrong_answer", f"{qtype} answer differs from the API: " + "; ".join(parts)
-        return "wrong_answer", (f"expected {expect.kind.value.upper()}, got {qtype} "
+            return DnsResult.WRONG_ANSWER, f"{qtype} answer differs from the API: " + "; ".join(parts)
+        return DnsResult.WRONG_ANSWER, (f"expected {expect.kind.value.upper()}, got {qtype} "
                                 + ", ".join(sorted(records)))
     if status == expect.kind.value:
-        return "ok", ""
-    if status in ("nxdomain", "nodata"):
+        return DnsResult.OK, ""
+    result = DnsResult(status)  # every other engine outcome is a result label of its own
+    if result is DnsResult.NXDOMAIN or result is DnsResult.NODATA:
         want = expect.describe() if expect.kind is Expect.ANSWER else expect.kind.value.upper()
-        return status, f"got {status.upper()}, expected {want}"
-    return status, ""
+        return result, f"got {status.upper()}, expected {want}"
+    return result, ""

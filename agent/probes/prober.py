@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from agent import planner
-from agent.checks import DNS_CONVERGING, TCP_CONVERGING, CheckResult, DnsCheck, TcpCheck
+from agent.checks import DNS_CONVERGING, TCP_CONVERGING, CheckResult, DnsCheck, DnsResult, TcpCheck, TcpResult
 from agent.probes import answers, tcp
 from agent.probes.dns import DnsEngine, Lookup
 
@@ -57,7 +57,7 @@ class Prober:
         result, detail = answers.judge(lookup.status, lookup.records, check.expect, check.qtype)
         if lookup.detail:
             detail = f"{detail}; {lookup.detail}" if detail else lookup.detail
-        if result != "ok" and lookup.qname:
+        if result is not DnsResult.OK and lookup.qname:
             detail = f"{detail} (last name tried: {lookup.qname})" if detail else f"last name tried: {lookup.qname}"
         now = time.time()
         converging = result in DNS_CONVERGING and now < check.settle_by
@@ -78,7 +78,7 @@ class Prober:
 
     async def _tcp(self, check: TcpCheck) -> CheckResult:
         if check.no_endpoints:
-            return CheckResult(check, "no_endpoints", 0.0, time.time(),
+            return CheckResult(check, TcpResult.NO_ENDPOINTS, 0.0, time.time(),
                                detail="the Service has no ready endpoint; not probed (expected)")
         outcome = await tcp.connect(check.address, check.port, timeout=self.tcp_timeout)
         now = time.time()

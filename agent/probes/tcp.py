@@ -15,13 +15,15 @@ import socket
 import time
 from typing import Any
 
+from agent.checks import TcpResult
+
 _UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN, errno.EADDRNOTAVAIL}
 _IN_PROGRESS = {errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Connect:
-    result: str  # ok, refused, timeout, unreachable, error
+    result: TcpResult  # ok, refused, timeout, unreachable, error
     duration: float
     detail: str = ""
 
@@ -33,14 +35,14 @@ def _expire(fut: asyncio.Future[Any]) -> None:
 
 def _classify(err: int, secs: float, where: str) -> Connect:
     if err == 0:
-        return Connect("ok", secs)
+        return Connect(TcpResult.OK, secs)
     if err == errno.ECONNREFUSED:
-        return Connect("refused", secs, f"connection refused by {where}")
+        return Connect(TcpResult.REFUSED, secs, f"connection refused by {where}")
     if err in _UNREACHABLE:
-        return Connect("unreachable", secs, f"{where} unreachable: {os.strerror(err)}")
+        return Connect(TcpResult.UNREACHABLE, secs, f"{where} unreachable: {os.strerror(err)}")
     if err == errno.ETIMEDOUT:  # the kernel gave up before our timer did
-        return Connect("timeout", secs, f"no answer from {where} ({os.strerror(err)})")
-    return Connect("error", secs, f"{where}: {os.strerror(err)}")
+        return Connect(TcpResult.TIMEOUT, secs, f"no answer from {where} ({os.strerror(err)})")
+    return Connect(TcpResult.ERROR, secs, f"{where}: {os.strerror(err)}")
 
 
 async def connect(address: str, port: int, *, timeout: float) -> Connect:
@@ -69,7 +71,7 @@ async def connect(address: str, port: int, *, timeout: float) -> Connect:
         try:
             done_ns = await fut
         except TimeoutError:
-            return Connect("timeout", (time.perf_counter_ns() - t0) / 1e9,
+            return Connect(TcpResult.TIMEOUT, (time.perf_counter_ns() - t0) / 1e9,
                            f"no answer from {where} within {timeout:g}s")
         finally:
             timer.cancel()

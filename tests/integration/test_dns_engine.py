@@ -366,7 +366,7 @@ async def test_refused_socket_is_replaced_by_a_fresh_one(engine: DnsEngine) -> N
         assert lookup.status == "refused"
     # Every socket that saw the ICMP error was closed; the next query takes a fresh one.
     pool = engine._pools[closed]
-    assert all(c.closed and c.quota == 0 for c in pool.conns if c.sock is not None)
+    assert all(c.closed and c.quota == 0 for c in pool.conns if c is not None)
     assert not any(c.pool is pool for c in engine._conns)
 
 
