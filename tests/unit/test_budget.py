@@ -7,6 +7,7 @@ drives an injected fake clock; `acquire` gets a fake sleep that advances it. Not
 from __future__ import annotations
 
 import asyncio
+import itertools
 from types import SimpleNamespace
 
 import pytest
@@ -65,7 +66,7 @@ def test_waiters_are_served_in_arrival_order_without_stampede(clock: FakeClock) 
     # many callers arriving at the same instant each get their own later slot
     slots = [clock.now + bucket.reserve() for _ in range(6)]
     assert slots == sorted(slots)
-    gaps = [b - a for a, b in zip(slots, slots[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
     assert gaps == pytest.approx([0.25] * 5)
 
 

@@ -27,7 +27,8 @@ def test_failing_series_follow_puts_replacements_and_removals() -> None:
     store.put(res(dns("b", "fqdn"), "ok"))
     store.put(res(tcp("b"), "no_endpoints"))
     store.put(res(dns("c", "fqdn"), "wrong_answer", converging=True))
-    assert store.failing_series() == [("ns", "a", "dns", "resolver", "nxdomain"), ("ns", "a", "tcp", "endpoint", "refused")]
+    assert store.failing_series() == [("ns", "a", "dns", "resolver", "nxdomain"),
+                                      ("ns", "a", "tcp", "endpoint", "refused")]
     store.put(res(dns("a", "short"), "ok"))  # one of the two failing checks behind the series
     assert ("ns", "a", "dns", "resolver", "nxdomain") in store.failing_series()
     store.put(res(dns("a", "fqdn"), "timeout"))

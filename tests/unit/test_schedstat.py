@@ -99,5 +99,6 @@ def test_meter_sees_another_process_taking_the_cpu() -> None:
     # The scheduler splits the CPU between the two; the meter must see the thread's share of
     # waiting go up well beyond what it was alone, and past the starvation threshold.
     stats = SweepStats(cpu_seconds=shared.running, cpu_wait_seconds=shared.waiting)
-    assert stats.cpu_wait_ratio is not None and stats.cpu_wait_ratio > CPU_WAIT_WARNING, (shared.running, shared.waiting)
+    assert stats.cpu_wait_ratio is not None, (shared.running, shared.waiting)
+    assert stats.cpu_wait_ratio > CPU_WAIT_WARNING, (shared.running, shared.waiting)
     assert shared.waiting > alone.waiting

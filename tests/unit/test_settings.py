@@ -18,12 +18,13 @@ import pytest
 from agent import settings as S
 
 NS = {"dns": {"nameservers": ["198.18.0.10"]}}
-KUBELET_RESOLV_CONF = """\
-# written by the kubelet
-nameserver 198.18.0.10
-search probe.svc.k8s.example.internal svc.k8s.example.internal k8s.example.internal us-east-1.compute.internal corp.example
-options ndots:5
-"""
+KUBELET_RESOLV_CONF = (
+    "# written by the kubelet\n"
+    "nameserver 198.18.0.10\n"
+    "search probe.svc.k8s.example.internal svc.k8s.example.internal k8s.example.internal"
+    " us-east-1.compute.internal corp.example\n"
+    "options ndots:5\n"
+)
 REPO = Path(__file__).resolve().parents[2]
 
 

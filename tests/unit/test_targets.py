@@ -37,7 +37,8 @@ def cluster(extra: list[model.Service] | None = None, n: int = 60) -> model.Inve
         svc("default", "kubernetes", "198.18.0.1"),
         svc("kube-system", "kube-dns", "198.18.0.10", ports=DNS_PORTS),
         svc("monitoring", "svcprobe", None),
-        *[svc(f"team{i % 3}", f"app{i}", f"198.18.{1 + i // 250}.{i % 250 + 1}", labels={"tier": "web" if i % 2 else "db"})
+        *[svc(f"team{i % 3}", f"app{i}", f"198.18.{1 + i // 250}.{i % 250 + 1}",
+              labels={"tier": "web" if i % 2 else "db"})
           for i in range(n)],
         *(extra or []),
     ]
@@ -130,7 +131,8 @@ def test_sharding_gives_each_agent_a_share_and_keeps_canaries() -> None:
     peers = [f"198.19.9.{i}" for i in range(1, 11)]
     shares = []
     for me in peers:
-        t = assignment.assign(inv, assignment.AssignmentSettings(me=me, peers_service=("monitoring", "svcprobe"), replicas=3))
+        ts = assignment.AssignmentSettings(me=me, peers_service=("monitoring", "svcprobe"), replicas=3)
+        t = assignment.assign(inv, ts)
         assert len(t.peers) == 10
         assert {("default", "kubernetes"), ("kube-system", "kube-dns"), ("monitoring", "svcprobe")} <= t.canaries
         assert t.canaries <= {s.key for s in t.services}
@@ -144,7 +146,8 @@ def test_sharding_gives_each_agent_a_share_and_keeps_canaries() -> None:
 
 
 def test_agent_not_yet_listed_counts_itself() -> None:
-    t = assignment.assign(cluster(n=30), assignment.AssignmentSettings(me="198.19.99.99", peers_service=("monitoring", "svcprobe")))
+    ts = assignment.AssignmentSettings(me="198.19.99.99", peers_service=("monitoring", "svcprobe"))
+    t = assignment.assign(cluster(n=30), ts)
     assert "198.19.99.99" in t.peers and len(t.peers) == 11
 
 
@@ -209,7 +212,8 @@ def test_a_canary_with_many_endpoints_is_sharded_like_any_service() -> None:
     inv = cluster()
     big = model.Inventory(inv.services.values(), [
         *[s for s in inv.slices.values() if s.service_name != "svcprobe"],
-        eps("monitoring", "svcprobe", *[f"198.19.{9 + i // 250}.{i % 250 + 1}" for i in range(assignment.CANARY_MAX_ENDPOINTS + 1)]),
+        eps("monitoring", "svcprobe",
+            *[f"198.19.{9 + i // 250}.{i % 250 + 1}" for i in range(assignment.CANARY_MAX_ENDPOINTS + 1)]),
     ])
     ts = assignment.AssignmentSettings(peers_service=("monitoring", "svcprobe"))
     assert ("monitoring", "svcprobe") in assignment.assign(inv, ts).canaries

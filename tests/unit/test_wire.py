@@ -140,7 +140,8 @@ def test_srv_with_compressed_targets() -> None:
     owner = b"\xc0\x0c"
     records = [
         (owner, 33, struct.pack("!HHH", 0, 50, 80) + struct.pack("!H", 0xC000 | web_at)),  # fully compressed
-        (owner, 33, struct.pack("!HHH", 0, 50, 8080) + b"\x05pod-1\x03web\x04shop" + struct.pack("!H", 0xC000 | svc_at)),
+        (owner, 33,
+         struct.pack("!HHH", 0, 50, 8080) + b"\x05pod-1\x03web\x04shop" + struct.pack("!H", 0xC000 | svc_at)),
     ]
     data = raw(question, records)
     assert wire.parse_answer(data, wire.TYPE_SRV) == (0, 0x8180, ["80 " + WEB, "8080 pod-1." + WEB])
