@@ -10,8 +10,9 @@ TCP when `tcp` is set) or `ASK_NEXT_NAME` (the next candidate). The rules:
 - **Search walk.** NXDOMAIN moves on to the next candidate (see `planner.search_candidates`),
   as musl and dnspython do; any other outcome ends the walk.
 - **Retries.** Each candidate is tried `attempts` times over the servers in order (as libc
-  does): a timeout or an error moves to the next server, then to the next attempt; any reply
-  with an rcode ends the retries for that name.
+  does): a timeout or an error (a socket error, a malformed reply, an rcode other than
+  NOERROR, NXDOMAIN, SERVFAIL and REFUSED) moves to the next server, then to the next
+  attempt. SERVFAIL and REFUSED end the lookup where they are.
 - **TCP fallback.** A truncated (TC) UDP reply is asked again over TCP, same server.
 - **Refused.** ECONNREFUSED (ICMP port unreachable on a connected socket) ends the lookup as
   `refused`, as glibc aborts on it; host/network unreachable is an `error` and retried.
