@@ -19,8 +19,7 @@ from typing import Any
 
 import yaml
 
-from agent import __version__, runner
-from agent import settings as settings_mod
+from agent import __version__, runner, settings as settings_mod
 from agent.discovery.source import Source
 
 log = logging.getLogger("agent")

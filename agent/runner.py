@@ -27,8 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent import model, planner, server
-from agent import settings as settings_mod
+from agent import model, planner, server, settings as settings_mod
 from agent.discovery.source import Source
 from agent.discovery.static import StaticSource
 from agent.health import Health

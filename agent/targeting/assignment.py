@@ -13,8 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from agent import model
-from agent import settings as settings_mod
+from agent import model, settings as settings_mod
 from agent.checks import DnsPath
 from agent.targeting import sharding
 from agent.targeting.selection import Selection

@@ -61,8 +61,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from agent.probes.budget import TokenBucket
-from agent.probes.dns import trace as tracing
-from agent.probes.dns import wire
+from agent.probes.dns import trace as tracing, wire
 from agent.probes.dns.resolution import (
     ANSWER,
     ASK_NEXT_NAME,
