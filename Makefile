@@ -1,14 +1,14 @@
-# The two commands in the README: `make demo` and `make test`.
+# The two commands in the README: `make demo` and `make test` (`make check` is the fast part of it).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test venv deps
+.PHONY: demo test check venv
 
 $(BIN)/svcprobe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,check]'
 	touch $@
 
 venv: $(BIN)/svcprobe
@@ -17,7 +17,15 @@ venv: $(BIN)/svcprobe
 demo: venv
 	$(BIN)/svcprobe demo
 
-# Installs every test prerequisite (Debian packages, Go-built binaries; cached) and runs all tiers.
-test: venv
+# Static checks: lint and import order, types, the layer contracts of the data flow.
+# Needs no root and nothing but the venv.
+check: venv
+	$(BIN)/ruff check agent tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# Static checks first, then every test prerequisite (Debian packages, Go-built binaries;
+# cached) and all tiers.
+test: check
 	scripts/install-test-deps
 	$(BIN)/python -m pytest
