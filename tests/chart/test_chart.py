@@ -340,7 +340,8 @@ def test_fully_enabled_values_render_every_kind() -> None:
 
 
 def test_image_reference() -> None:
-    assert container(render())["image"] == f"svcprobe:{yaml.safe_load((CHART / 'Chart.yaml').read_text())['appVersion']}"
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert container(render())["image"] == f"svcprobe:{app_version}"
     assert container(render({"image": {"tag": "1.2.3"}}))["image"] == "svcprobe:1.2.3"
 
 

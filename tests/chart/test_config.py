@@ -311,9 +311,9 @@ def test_rendered_config_loads_with_the_agent(name: str) -> None:
 
 def test_the_agent_loader_rejects_what_it_should() -> None:
     """The loader used above is not a rubber stamp."""
-    with pytest.raises(agent_settings.ConfigError, match="dns.forms"):
+    with pytest.raises(agent_settings.ConfigError, match=re.escape("dns.forms")):
         load_with_agent({"dns": {"forms": ["bogus"]}})
-    with pytest.raises(agent_settings.ConfigError, match="selection.label_selector"):
+    with pytest.raises(agent_settings.ConfigError, match=re.escape("selection.label_selector")):
         load_with_agent({"selection": {"label_selector": "a in ()"}})
-    with pytest.raises(agent_settings.ConfigError, match="selection.canaries"):
+    with pytest.raises(agent_settings.ConfigError, match=re.escape("selection.canaries")):
         load_with_agent({"selection": {"canaries": ["nope"]}})

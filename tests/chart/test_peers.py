@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent import model
-from agent import settings as agent_settings
+from agent import model, settings as agent_settings
 from agent.inventory.parse import parse_endpoint_slice, parse_service
 from agent.targeting import assignment
 from tests.support.chart import one, render

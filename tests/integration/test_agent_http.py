@@ -179,7 +179,8 @@ async def test_bad_reload_keeps_the_last_good_inventory(running: Running, bad: s
 async def test_results_api_filters(running: Running) -> None:
     status, body, _ = await running.get("/api/v1/results?failing=true")
     assert status == 200
-    assert {(r["service"], r["result"]) for r in body["results"]} >= {("search", "wrong_answer"), ("checkout", "refused")}
+    assert {(r["service"], r["result"]) for r in body["results"]} >= {("search", "wrong_answer"),
+                                                                      ("checkout", "refused")}
     assert all(not r["passing"] for r in body["results"])
     assert body["summary"]["failing"] == len(body["results"])
     assert body["sweep"]["checks"] > 0

@@ -58,7 +58,8 @@ SEARCH = pod_search_list("shop", ZONE, ())
         pytest.param("web.shop.svc.cluster.local.", 1, id="fqdn"),
     ],
 )
-async def test_search_walk_sends_what_a_pod_would(server: DnsServer, engine: DnsEngine, name: str, queries: int) -> None:
+async def test_search_walk_sends_what_a_pod_would(server: DnsServer, engine: DnsEngine, name: str,
+                                                  queries: int) -> None:
     candidates = search_candidates(name, SEARCH, 5)
     lookup = await engine.lookup(candidates, "A", [server.address])
     assert lookup.status == "answer"

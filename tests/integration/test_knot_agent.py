@@ -22,6 +22,8 @@ from tests.support.knot import KnotServer, Record, zone_text
 
 pytestmark = pytest.mark.integration
 
+# data/big's one EndpointSlice: 60 endpoints, one address each
+BIG_ENDPOINTS = ", ".join(f"{{addresses: [198.19.1.{i}]}}" for i in range(1, 61))
 INVENTORY = """
 apiVersion: v1
 kind: List
@@ -51,8 +53,7 @@ items:
 - {apiVersion: v1, kind: Service, metadata: {name: big, namespace: data}, spec: {clusterIP: None}}
 - {apiVersion: discovery.k8s.io/v1, kind: EndpointSlice,
    metadata: {name: big-1, namespace: data, labels: {kubernetes.io/service-name: big}},
-   addressType: IPv4, endpoints: [%s]}
-""" % ", ".join(f"{{addresses: [198.19.1.{i}]}}" for i in range(1, 61))
+   addressType: IPv4, endpoints: [""" + BIG_ENDPOINTS + "]}\n"
 
 
 def cluster_records(*, broken: bool) -> list[Record]:

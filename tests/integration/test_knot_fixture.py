@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import ipaddress
 import os
+import re
 import socket
 
 import dns.flags
@@ -214,14 +215,14 @@ def test_reload_with_unchanged_serial_still_serves_new_text(knot_factory) -> Non
 def test_invalid_zone_text_is_rejected_and_old_zone_kept(knot_factory) -> None:
     server = knot_factory({ZONE: zone_text(ZONE, [("web.default.svc", "A", "198.18.0.10")])})
     bad = zone_text(ZONE, [("x", "A", "198.18.0.1"), ("x", "CNAME", "web")], serial=9)
-    with pytest.raises(KnotError, match="cluster.local"):
+    with pytest.raises(KnotError, match=re.escape("cluster.local")):
         server.reload({ZONE: bad})
     assert server.served_serial(ZONE) == 1
     assert answer_set(udp(server, WEB, "A"), "A") == {"198.18.0.10"}
 
 
 def test_zone_without_soa_is_rejected_before_start() -> None:
-    with pytest.raises(KnotError, match="example.com"):
+    with pytest.raises(KnotError, match=re.escape("example.com")):
         KnotServer({"example.com.": "www 30 IN A 198.18.9.9\n"})
 
 
@@ -297,5 +298,5 @@ def test_missing_knot_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     find_knot()  # installed here
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setattr("tests.support.knot._SBIN_DIRS", ("/nonexistent/sbin",))
-    with pytest.raises(KnotNotInstalled, match="20-knot.sh"):
+    with pytest.raises(KnotNotInstalled, match=re.escape("20-knot.sh")):
         KnotServer(KNOT_ZONES)

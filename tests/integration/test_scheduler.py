@@ -117,7 +117,7 @@ def scrape(metrics: Metrics) -> dict[str, list[tuple[dict[str, str], float]]]:
 async def test_series_budget_caps_failing_series_and_counts_the_rest() -> None:
     failing = {f"s{i:03d}" for i in range(300)}
     prober = RecordingProber(failing=failing)
-    sched, store, metrics = make(prober, budget=150, concurrency=50)
+    sched, _, metrics = make(prober, budget=150, concurrency=50)
     await sched.sweep(plan(sorted(failing)), window=0)
     m = scrape(metrics)
     total = sum(len(v) for k, v in m.items())

@@ -132,7 +132,8 @@ async def test_dns_and_tcp_checks_in_one_sweep(server: DnsServer, engine: DnsEng
 
 async def test_failing_checks_are_judged_like_before(server: DnsServer, engine: DnsEngine) -> None:
     server.faults[f"s3.shop.svc.{ZONE}."] = Fault("servfail")
-    wrong = dataclasses.replace(dns_check(4, server.address), expect=DnsExpectation(Expect.ANSWER, frozenset({"198.18.9.9"})))
+    wrong = dataclasses.replace(dns_check(4, server.address),
+                                expect=DnsExpectation(Expect.ANSWER, frozenset({"198.18.9.9"})))
     sched, store, _ = make(Prober(engine, tcp_timeout=1.0))
     await sched.sweep(Plan((dns_check(2, server.address), dns_check(3, server.address), wrong), (), 0), window=0)
     by_service = {r.check.service: r for r in store.snapshot()}

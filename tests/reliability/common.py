@@ -27,8 +27,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent import runner
-from agent import settings as settings_mod
+from agent import runner, settings as settings_mod
 
 ROOT = Path(__file__).resolve().parents[2]
 ZONE = "cluster.local"

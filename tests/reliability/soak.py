@@ -36,8 +36,7 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent import runner
-from agent import settings as settings_mod
+from agent import runner, settings as settings_mod
 from agent.demo.dnsserver import DnsServer, records_from_inventory
 from agent.inventory import manifests
 from tests.reliability.common import ZONE, Svc, agent_settings, manifest, write_atomically
@@ -214,7 +213,8 @@ async def soak(*, seconds: float, services: int = 20, interval: float = 5.0, chu
             p.unlink()
         work.rmdir()
     return summarize(samples, stale=stale, failing_seen=len(failing_seen), rewrites=rewrites,
-                     seconds=seconds, services=services, interval=interval, budget=budget, budget_waits=agent.budget.waits,
+                     seconds=seconds, services=services, interval=interval, budget=budget,
+                     budget_waits=agent.budget.waits,
                      dns_query_templates=sum(len(c) for c in agent.dns._templates.values()))
 
 

@@ -20,9 +20,7 @@ from pathlib import Path
 import dns.message
 import dns.rrset
 import pytest
-from hypothesis import HealthCheck, example, given
-from hypothesis import settings as hsettings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
 
 from agent.demo.dnsserver import DnsServer, records_from_inventory
 from agent.inventory import manifests

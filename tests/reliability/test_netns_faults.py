@@ -78,13 +78,17 @@ async def all_passing(r: Running, what: str, sweeps: int = 10) -> dict:
     pytest.fail(f"{what}: still failing after {sweeps} sweeps: {body['summary']}")
 
 
+def _checks(results: list[dict]) -> list[tuple]:
+    """What identifies each result's check, sorted: equal lists mean the same checks ran."""
+    return sorted((x["service"], x["check"], x["form"], x["qtype"], x["path"], x["address"]) for x in results)
+
+
 async def state_intact(r: Running, baseline: dict) -> None:
     """After recovery: same inventory, same checks, no failing series left over."""
     body = await all_passing(r, "recovery")
     assert body["inventory"]["services"] == 3 and body["inventory"]["last_error"] is None
     assert body["summary"]["checks"] == baseline["summary"]["checks"]
-    assert sorted((x["service"], x["check"], x["form"], x["qtype"], x["path"], x["address"]) for x in body["results"]) \
-        == sorted((x["service"], x["check"], x["form"], x["qtype"], x["path"], x["address"]) for x in baseline["results"])
+    assert _checks(body["results"]) == _checks(baseline["results"])
     m = await r.metrics()
     assert failing_series(m) == set()
     assert m["svcprobe_inventory_services"][0][1] == 3
@@ -107,7 +111,8 @@ async def test_lossy_dns(tmp_path: Path, loss: float) -> None:
         assert b.ns.dropped() > 0, "the statistic rule dropped nothing: the fault was not injected"
         # Loss shows up as timeouts (after retries), never as a wrong or garbled answer.
         assert set(seen) <= {"ok", "timeout"}, seen
-        ok = counter(during, "svcprobe_dns_lookups_total", result="ok") - counter(before, "svcprobe_dns_lookups_total", result="ok")
+        ok = counter(during, "svcprobe_dns_lookups_total", result="ok") - \
+            counter(before, "svcprobe_dns_lookups_total", result="ok")
         timeouts = counter(during, "svcprobe_dns_lookups_total", result="timeout") - \
             counter(before, "svcprobe_dns_lookups_total", result="timeout")
         print(f"loss {loss:.0%}: lookups ok {ok:.0f}, timeout {timeouts:.0f}; sweep results {seen}; "

@@ -18,9 +18,7 @@ import dns.name
 import dns.rcode
 import dns.rrset
 import pytest
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hsettings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from agent.probes.dns import wire
 
