@@ -116,7 +116,7 @@ async def _staller(block: float, every: float) -> None:
 def dns_plan(names: int, server: tuple[str, int]) -> tuple[planner.Plan, str]:
     zone, fqdns, addrs = dns_bench.service_zone(names)
     services = []
-    for fqdn, addr in zip(fqdns, addrs):
+    for fqdn, addr in zip(fqdns, addrs, strict=True):
         name, ns = fqdn.split(".")[:2]
         services.append(service(ns, name, cluster_ips=(addr,)))
     ps = planner.PlanSettings(cluster_domain="cluster.local", ndots=5, host_search=(), servers=(server,),

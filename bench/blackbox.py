@@ -58,7 +58,7 @@ def dns_config(names: Sequence[str], expected: Sequence[str], timeout: float) ->
     """One DNS module per name: query type A over UDP, IPv4, NOERROR, and the one answer RR must
     be the expected address (so a wrong answer is a failed probe, as in the other engines)."""
     modules = {}
-    for i, (name, addr) in enumerate(zip(names, expected)):
+    for i, (name, addr) in enumerate(zip(names, expected, strict=True)):
         modules[dns_module_name(i)] = {
             "prober": "dns",
             "timeout": f"{timeout:g}s",

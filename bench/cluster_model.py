@@ -41,8 +41,7 @@ import sys
 import time
 from typing import Any
 
-from agent import model, planner
-from agent import settings as settings_mod
+from agent import model, planner, settings as settings_mod
 from agent.health import Health
 from agent.targeting import sharding
 from bench.common import REPO, environment, log, percentile, write_json
@@ -298,9 +297,10 @@ def print_table(results: list[dict[str, Any]]) -> None:
                   f"{m['checks_per_second_per_agent']:>14.1f} {m['cluster_checks_per_second']:>15.0f} "
                   f"{m['api_watch_connections']:>11} {m['service_copies_per_sweep']:>7}")
         gc = r["agent_gauge_check"]
-        print(f"{'':>6} svcprobe gauge vs simulated cluster DNS q/s ({s['cluster_dns_qps_exact']:.0f} wanted): relative "
-              f"error {gc['relative_error']['min']:+.1%}..{gc['relative_error']['max']:+.1%} over {gc['agents_sampled']} "
-              f"agents; plans agree with the ranking: {gc['all_agree_with_ranking']}; one agent's plan() "
+        print(f"{'':>6} svcprobe gauge vs simulated cluster DNS q/s ({s['cluster_dns_qps_exact']:.0f} wanted): "
+              f"relative error {gc['relative_error']['min']:+.1%}..{gc['relative_error']['max']:+.1%} over "
+              f"{gc['agents_sampled']} agents; plans agree with the ranking: {gc['all_agree_with_ranking']}; "
+              f"one agent's plan() "
               f"{r['agent_plan_cpu_seconds']['p50']:.2f} CPU-s")
     print("  ('[..]': wanted before the query budget; 'sweep s': effective sweep period p50 [max]; conn/s: TCP"
           " connects (svcprobe) or mesh checks (kubenurse, goldpinger); copies: agents probing each Service)")

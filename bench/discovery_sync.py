@@ -25,7 +25,8 @@ peak RSS after the sync, and the steady-state watch rate: `--events` MODIFIED ev
 Services, half EndpointSlices flipping one endpoint's readiness) queued at once by the server,
 timed from "go" until the client has applied the last one (for svcprobe: visible in the published
 inventory). Also the worst event-loop stall seen by a 10 ms ticker in the client (what the
-agent's probe timings would suffer) and the longest garbage-collector pause. The table goes to stdout, everything to `--out` as JSON.
+agent's probe timings would suffer) and the longest garbage-collector pause. The table goes to
+stdout, everything to `--out` as JSON.
 Goal (issue 3): svcprobe peak RSS <= 150 MiB and initial sync <= 10 CPU-seconds.
 """
 
@@ -250,9 +251,7 @@ async def child_svcprobe(args: argparse.Namespace) -> None:
 
 
 async def child_typed(args: argparse.Namespace) -> None:
-    from kubernetes.aio import client as kclient
-    from kubernetes.aio import config as kconfig
-    from kubernetes.aio import watch as kwatch
+    from kubernetes.aio import client as kclient, config as kconfig, watch as kwatch
 
     _emit({"phase": "ready", "rss_mib": _rss_mib(), "import_cpu_s": time.process_time()})
     args.kubeconfig = (await _stdin_line()).strip()
@@ -486,7 +485,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}],
             }))
             try:
-                for child, ready in zip(children, readies):
+                for child, ready in zip(children, readies, strict=True):
                     print(f"running {child.mode} ...", file=sys.stderr)
                     results[child.mode] = await drive(child, ready, api, kubeconfig, mutations)
             finally:

@@ -302,7 +302,8 @@ async def main_async(args: argparse.Namespace) -> int:
                 runs[name].append(res)
                 print(f"  round {rnd + 1} {name:<10} {res['lookups_per_second']:>9.0f} lookups/s "
                       f"({res['ok']} ok, {res['wrong']} wrong, {res['failed']} failed in {res['seconds']:.2f}s; "
-                      f"client CPU {res['client_cpu_utilisation']:.0%}, waiting for CPU {res['client_runqueue_wait']:.0%}, "
+                      f"client CPU {res['client_cpu_utilisation']:.0%}, "
+                      f"waiting for CPU {res['client_runqueue_wait']:.0%}, "
                       f"knotd CPU {res['server_cpu_utilisation']:.0%})"
                       + (" [disturbed]" if (res["client_runqueue_wait"] or 0) > DISTURBED_WAIT else "")
                       + (f"  <- {why}" if why else ""),

@@ -326,7 +326,7 @@ async def drive(job: Job, lookup: LookupOne) -> Counts:
     # Each lookup ends within its own timeout, so workers end shortly after the deadline; the
     # outer bound is a safety net against an engine that never returns.
     remaining = job.deadline - time.monotonic() + 10 * job.timeout + 5
-    done, pending = await asyncio.wait(workers, timeout=max(remaining, 1))
+    _, pending = await asyncio.wait(workers, timeout=max(remaining, 1))
     for task in pending:
         task.cancel()
     if pending:

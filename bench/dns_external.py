@@ -107,8 +107,8 @@ async def run_blackbox(ctx: Context, job: Job) -> External:
     return External(counts, watch.cpu, watch.wait, elapsed)
 
 
-_DNSPERF_NUM = re.compile(r"^\s*(Queries sent|Queries completed|Queries lost|Run time \(s\)|Queries per second):\s+([0-9.]+)",
-                          re.M)
+_DNSPERF_NUM = re.compile(
+    r"^\s*(Queries sent|Queries completed|Queries lost|Run time \(s\)|Queries per second):\s+([0-9.]+)", re.M)
 
 
 def parse_dnsperf(text: str) -> dict[str, Any]:

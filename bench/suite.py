@@ -174,10 +174,11 @@ def summarise(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
         ph = sw["child"]["phases"]
         n = sw["parameters"]["services"]
         add("sweep_cost", f"one sweep of {n} Services: CPU-s", ph["sweep"]["cpu_seconds"], "s",
-            note=f"{ph['sweep']['checks']} checks in {ph['sweep']['wall_seconds']} s; plan {ph['plan']['cpu_seconds']} "
-                 f"CPU-s")
+            note=f"{ph['sweep']['checks']} checks in {ph['sweep']['wall_seconds']} s; "
+                 f"plan {ph['plan']['cpu_seconds']} CPU-s")
         add("sweep_cost", "peak RSS", sw["child"]["peak_rss_mib"], "MiB",
-            note=f"after inventory {ph['inventory']['rss_mib_after']} MiB, after plan {ph['plan']['rss_mib_after']} MiB")
+            note=f"after inventory {ph['inventory']['rss_mib_after']} MiB, "
+                 f"after plan {ph['plan']['rss_mib_after']} MiB")
         add("sweep_cost", "/metrics render (median)", round(ph["render"]["render_seconds_median"] * 1000, 1), "ms",
             note=f"{ph['render']['series']} series, {ph['render']['bytes']} bytes")
         add("sweep_cost", "/metrics scrape over HTTP (median)", round(ph["scrape"]["scrape_seconds_median"] * 1000, 1),

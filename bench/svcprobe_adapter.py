@@ -54,7 +54,7 @@ async def run_svcprobe(job: Job, sockets: int = 4) -> Counts:
                        budget=TokenBucket(BUDGET_RATE, BUDGET_BURST))
     servers = [job.server]
     names, n = job.names, len(job.names)
-    expected = dict(zip(job.names, job.expected))
+    expected = dict(zip(job.names, job.expected, strict=True))
     counts = Counts()
     errors: list[str] = []
     state = {"next": 0, "in_flight": 0}

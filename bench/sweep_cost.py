@@ -63,8 +63,7 @@ def layout(i: int, ports: list[int], closed_port: int, endpoints: int) -> dict[s
 
 
 def zone_text(services: int, ports: list[int], closed_port: int, endpoints: int) -> str:
-    from tests.support.knot import Record
-    from tests.support.knot import zone_text as zt
+    from tests.support.knot import Record, zone_text as zt
 
     records = []
     for i in range(services):
@@ -103,14 +102,14 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
     import aiohttp
     from aiohttp import web
 
-    from agent import runner, server
-    from agent import settings as settings_mod
+    from agent import runner, server, settings as settings_mod
     from agent.health import Health
 
     phases: dict[str, Any] = {}
 
     def mark(name: str, cpu0: float, wall0: float, **extra: Any) -> None:
-        phases[name] = {"cpu_seconds": round(cpu_self() - cpu0, 3), "wall_seconds": round(time.perf_counter() - wall0, 3),
+        phases[name] = {"cpu_seconds": round(cpu_self() - cpu0, 3),
+                        "wall_seconds": round(time.perf_counter() - wall0, 3),
                         "rss_mib_after": round(rss_mib(), 1), **extra}
 
     phases["start"] = {"rss_mib_after": round(rss_mib(), 1)}
@@ -291,11 +290,13 @@ def print_table(result: dict[str, Any]) -> None:
                  f"series ({p['failing_series']} of {p['failing_series_total']} failing-Service series; budget "
                  f"{p['series_budget']})")
         else:
-            d = f"5 HTTP scrapes, median {p['scrape_seconds_median'] * 1000:.1f} ms, max {p['scrape_seconds_max'] * 1000:.1f} ms"
+            d = (f"5 HTTP scrapes, median {p['scrape_seconds_median'] * 1000:.1f} ms, "
+                 f"max {p['scrape_seconds_max'] * 1000:.1f} ms")
         print(f"{name:<10} {p['cpu_seconds']:>8.2f} {p['wall_seconds']:>8.2f} {p['rss_mib_after']:>14.1f}  {d}")
-    print(f"child: {result['child_cpu_seconds_rusage']:.2f} CPU-s in all, peak RSS {result['child']['peak_rss_mib']:.1f} MiB "
-          f"(ru_maxrss {result['child_peak_rss_mib_rusage']:.1f} MiB), start RSS {ph['start']['rss_mib_after']:.1f} MiB; "
-          f"knotd {result['knotd_cpu_seconds']:.2f} CPU-s")
+    print(f"child: {result['child_cpu_seconds_rusage']:.2f} CPU-s in all, "
+          f"peak RSS {result['child']['peak_rss_mib']:.1f} MiB "
+          f"(ru_maxrss {result['child_peak_rss_mib_rusage']:.1f} MiB), "
+          f"start RSS {ph['start']['rss_mib_after']:.1f} MiB; knotd {result['knotd_cpu_seconds']:.2f} CPU-s")
     print(f"results: {ph['sweep']['results']}\n")
 
 

@@ -269,8 +269,9 @@ async def main_async(args: argparse.Namespace) -> int:
                         problems.append(f"{name} round {rnd + 1}: {why} {res['detail']}".strip())
                     runs[name].append(res)
                     log(f"  round {rnd + 1} {name:<9} {res['connects_per_second']:>8.0f} connects/s ({res['ok']} ok, "
-                        f"{res['failed']} failed; client CPU {res['client_cpu_utilisation'] or 0:.0%}, waiting "
-                        f"{res['client_runqueue_wait'] or 0:.0%}, listener CPU {res['server_cpu_utilisation'] or 0:.0%})"
+                        f"{res['failed']} failed; client CPU {res['client_cpu_utilisation'] or 0:.0%}, "
+                        f"waiting {res['client_runqueue_wait'] or 0:.0%}, "
+                        f"listener CPU {res['server_cpu_utilisation'] or 0:.0%})"
                         + (" [disturbed]" if (res["client_runqueue_wait"] or 0) > DISTURBED_WAIT else "")
                         + (f" <- {why}" if why else ""))
         finally:
@@ -294,8 +295,8 @@ async def main_async(args: argparse.Namespace) -> int:
     result = {
         "benchmark": "tcp-connects-one-core",
         "parameters": {"engines": args.engines, "rounds": args.rounds, "duration_seconds": args.duration,
-                       "concurrency": args.concurrency, "timeout_seconds": args.timeout, "listeners": len(ADDRESSES) * 4,
-                       "quick": args.quick, "pinned": args.pin},
+                       "concurrency": args.concurrency, "timeout_seconds": args.timeout,
+                       "listeners": len(ADDRESSES) * 4, "quick": args.quick, "pinned": args.pin},
         "environment": environment(),
         "runs": runs,
         "summary": summary,
