@@ -15,11 +15,7 @@ from typing import Any
 
 import pytest
 
-TESTS_DIR = Path(__file__).resolve().parents[1]
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
-
-from testbed.bed import CP_IP, KUBERNETES_IP, TestBed, unavailable_reason  # noqa: E402
+from tests.testbed.bed import CP_IP, KUBERNETES_IP, TestBed, unavailable_reason
 
 E2E_DIR = Path(__file__).resolve().parent
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from testbed.bed import Backend, TestBed, eventually
+from tests.testbed.bed import Backend, TestBed, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed.bed import BIN, KUBERNETES_IP, TestBed
+from tests.testbed.bed import BIN, KUBERNETES_IP, TestBed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

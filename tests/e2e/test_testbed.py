@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from testbed.bed import CP_IP, KUBE_DNS_IP, KUBERNETES_IP, TestBed, eventually
+from tests.testbed.bed import CP_IP, KUBE_DNS_IP, KUBERNETES_IP, TestBed, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
