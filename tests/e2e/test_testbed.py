@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from tests.testbed import netns
 from tests.testbed.bed import CP_IP, KUBE_DNS_IP, KUBERNETES_IP, TestBed, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -32,13 +33,13 @@ def test_service_account_token_and_rbac(bed: TestBed, unique_ns: str) -> None:
     token = bed.create_token(unique_ns, "tester")
     kc = bed.workdir / f"token-{unique_ns}.kubeconfig"
     bed.write_kubeconfig(kc, token=token)
-    who = bed._ns(bed.cp_netns, [bed.binary("kubectl"), f"--kubeconfig={kc}", "auth", "whoami",
-                                 "-o", "json"])
+    who = netns.run_in(bed.cp_netns, [bed.binary("kubectl"), f"--kubeconfig={kc}", "auth", "whoami",
+                                      "-o", "json"])
     assert json.loads(who.stdout)["status"]["userInfo"]["username"] == \
         f"system:serviceaccount:{unique_ns}:tester"
     # RBAC is on: a fresh ServiceAccount may not list Secrets.
-    denied = bed._ns(bed.cp_netns, [bed.binary("kubectl"), f"--kubeconfig={kc}", "get",
-                                    "secrets", "-n", unique_ns], check=False)
+    denied = netns.run_in(bed.cp_netns, [bed.binary("kubectl"), f"--kubeconfig={kc}", "get",
+                                         "secrets", "-n", unique_ns], check=False)
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
 
 
