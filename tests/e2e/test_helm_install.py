@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.testbed.bed import BIN, KUBERNETES_IP, TestBed
 

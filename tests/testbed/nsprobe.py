@@ -99,7 +99,7 @@ def cmd_tcp(a) -> dict:
                     "seconds": time.monotonic() - t0}
     except ConnectionRefusedError:
         return {"result": "refused", "seconds": time.monotonic() - t0}
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:  # socket.timeout is an alias of it
         return {"result": "timeout", "seconds": time.monotonic() - t0}
     except OSError as e:
         return {"result": "unreachable" if e.errno in (101, 113) else "error",
