@@ -84,7 +84,8 @@ def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 
 def all_switches_on() -> dict[str, Any]:
-    return yaml.safe_load((CHART / "ci" / "full-values.yaml").read_text())
+    values: dict[str, Any] = yaml.safe_load((CHART / "ci" / "full-values.yaml").read_text())
+    return values
 
 
 # --- The metric contract (docs/metrics.md) ------------------------------------------------
@@ -120,7 +121,8 @@ def metric_contract() -> dict[str, dict[str, Any]]:
 # --- Where PromQL lives -----------------------------------------------------------------------
 
 def rule_groups() -> list[dict[str, Any]]:
-    return yaml.safe_load(RULES.read_text())["groups"]
+    groups: list[dict[str, Any]] = yaml.safe_load(RULES.read_text())["groups"]
+    return groups
 
 
 def rules() -> list[dict[str, Any]]:
@@ -132,7 +134,8 @@ def alerts() -> list[dict[str, Any]]:
 
 
 def dashboard() -> dict[str, Any]:
-    return json.loads(DASHBOARD.read_text())
+    dash: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return dash
 
 
 def panels(dash: dict[str, Any]) -> list[dict[str, Any]]:
@@ -188,7 +191,7 @@ def rule_queries() -> list[tuple[str, str]]:
 def inspect_promql(exprs: list[str]) -> list[dict[str, Any]]:
     """Parse with Prometheus's own parser (svcprobe-promql-inspect) and report names used."""
     proc = run([tool("svcprobe-promql-inspect")], input=json.dumps(exprs))
-    result = json.loads(proc.stdout)
+    result: list[dict[str, Any]] = json.loads(proc.stdout)
     assert len(result) == len(exprs)
     for r in result:
         r.setdefault("error", "")

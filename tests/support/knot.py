@@ -100,13 +100,10 @@ RecordLike = Record | tuple[str, str, str] | tuple[str, str, str, int | None]
 def _as_record(item: RecordLike) -> Record:
     if isinstance(item, Record):
         return item
-    if len(item) == 3:
-        owner, rtype, rdata = item  # type: ignore[misc]
-        return Record(owner, rtype, rdata)
-    if len(item) == 4:
-        owner, rtype, rdata, ttl = item  # type: ignore[misc]
-        return Record(owner, rtype, rdata, ttl)
-    raise ValueError(f"a record is (owner, type, rdata[, ttl]), got {item!r}")
+    # The type says 3 or 4 items; callers in untyped test code may pass anything.
+    if len(item) not in (3, 4):
+        raise ValueError(f"a record is (owner, type, rdata[, ttl]), got {item!r}")
+    return Record(*item)
 
 
 def _absolute(name: str) -> str:
@@ -165,9 +162,10 @@ def parse_zone(origin: str, text: str) -> dns.zone.Zone:
 
 
 def _zone_serial(zone: dns.zone.Zone) -> int:
+    assert zone.origin is not None  # parse_zone gives the origin
     soa = zone.get_rdataset(zone.origin, dns.rdatatype.SOA)
     assert soa is not None  # check_origin guarantees it
-    return soa[0].serial
+    return int(soa[0].serial)
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,7 +200,7 @@ def _free_port(address: str) -> int:
     for _ in range(50):
         with socket.socket(_family(address), socket.SOCK_DGRAM) as udp:
             udp.bind((address, 0))
-            port = udp.getsockname()[1]
+            port: int = udp.getsockname()[1]
         if _is_free(address, port):
             return port
     raise KnotError(f"no port free for both UDP and TCP on {address}")
@@ -270,7 +268,7 @@ class KnotServer:
         self._set_zones(zones)
         self._dir: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[subprocess.Popen[bytes], float, str | None], KnotServer] | None = None
 
     # -- public state ------------------------------------------------------------------------
 
@@ -408,7 +406,8 @@ class KnotServer:
 
     # -- queries (for readiness checks and convenience) --------------------------------------
 
-    def query(self, qname: str, rdtype: str = "A", *, tcp: bool = False, timeout: float = 2.0):
+    def query(self, qname: str, rdtype: str = "A", *, tcp: bool = False,
+              timeout: float = 2.0) -> dns.message.Message:
         """One query to this server with dnspython; returns the dns.message.Message."""
         address, port = self.nameserver
         q = dns.message.make_query(qname, rdtype)
@@ -427,7 +426,7 @@ class KnotServer:
             return None
         for rrset in resp.answer:
             if rrset.rdtype == dns.rdatatype.SOA and rrset.name.to_text() == zone:
-                return rrset[0].serial
+                return int(rrset[0].serial)
         return None
 
     # -- internals ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ prefix to check that a client treats them as opaque strings.
 The control API is plain Python (the server runs on the caller's event loop): ``put``/``delete``
 objects (``notify=False`` changes state without an event, as if the client missed it),
 ``bookmark``, ``expire`` (compact history, 410 for watchers), ``close_watches`` (clean end or
-abort), ``hang_watches`` / ``hang_new_watches`` (half-open: the stream stops sending without
+abort), ``hang_watches`` / the ``hang_new`` attribute (half-open: the stream stops sending without
 closing), ``fail`` (inject HTTP errors such as 500, 429 with Retry-After, 410), ``send_raw``
 (arbitrary lines: unknown event types, garbage), ``expire_continue_tokens``. Every request is
 recorded in ``requests`` (without credentials).
@@ -33,12 +33,14 @@ import base64
 import dataclasses
 import json
 import ssl
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Literal
 
 from aiohttp import web
 
 Key = tuple[str, str]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Log = Callable[[int], None]  # records the request with the HTTP status it was answered
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +117,9 @@ class FakeKubeAPI:
         self.rv_prefix = rv_prefix
         self.expired_as = expired_as
         self.requests: list[FakeRequest] = []
-        self.hang_new = False  # half-open for new watches: "headers" or "silent" when set
+        # half-open for new watches: "headers" (the stream opens and sends its backlog, then
+        # nothing) or "silent" (not even the response headers arrive)
+        self.hang_new: Literal[False, "headers", "silent"] = False
         self._rv = start_rv
         self._objects: dict[str, dict[Key, _Stored]] = {r: {} for r in RESOURCES}
         self._history: dict[str, list[tuple[int, bytes]]] = {r: [] for r in RESOURCES}
@@ -330,7 +334,7 @@ class FakeKubeAPI:
                headers: dict[str, str] | None = None) -> web.Response:
         return web.json_response(_status(code, reason, message), status=code, headers=headers)
 
-    def _handler(self, res: Resource):
+    def _handler(self, res: Resource) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             params = dict(request.query)
             verb = "watch" if params.get("watch") in ("true", "1") else "list"
@@ -357,7 +361,7 @@ class FakeKubeAPI:
 
         return handle
 
-    def _list(self, res: Resource, params: dict[str, str], log: Any) -> web.Response:
+    def _list(self, res: Resource, params: dict[str, str], log: Log) -> web.Response:
         try:
             limit = int(params.get("limit") or 0)
         except ValueError:
@@ -398,7 +402,7 @@ class FakeKubeAPI:
         return web.Response(body=body, content_type="application/json")
 
     async def _watch(self, request: web.Request, res: Resource, params: dict[str, str],
-                     log: Any) -> web.StreamResponse:
+                     log: Log) -> web.StreamResponse:
         rv_text = params.get("resourceVersion", "")
         backlog: list[bytes] = []
         expired = False
