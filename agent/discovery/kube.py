@@ -56,6 +56,8 @@ class KubeSource:
         read_timeout_seconds: float = 90.0,
         connect_timeout_seconds: float = 10.0,
         publish_interval: float = 0.2,
+        max_event_bytes: int = listwatch.MAX_EVENT_BYTES,
+        max_list_pages: int = listwatch.MAX_LIST_PAGES,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         connection: ConnectionSpec | None = None,
@@ -74,7 +76,8 @@ class KubeSource:
             return listwatch.Reflector(
                 kind, self.client, health, page_size=page_size, watch_timeout=watch_timeout_seconds,
                 read_timeout=read_timeout_seconds, on_change=self._on_change, on_synced=self._on_synced,
-                sleep=sleep, rng=rng, backoff=listwatch.Backoff(backoff_initial, backoff_max, rng))
+                sleep=sleep, rng=rng, backoff=listwatch.Backoff(backoff_initial, backoff_max, rng),
+                max_event_bytes=max_event_bytes, max_pages=max_list_pages)
 
         self.services = reflector(listwatch.SERVICES)
         self.slices = reflector(listwatch.ENDPOINT_SLICES)
@@ -97,6 +100,8 @@ class KubeSource:
             "page_size": kubernetes.page_size,
             "watch_timeout_seconds": kubernetes.watch_timeout_seconds,
             "read_timeout_seconds": kubernetes.read_timeout_seconds,
+            "max_event_bytes": kubernetes.max_event_bytes,
+            "max_list_pages": kubernetes.max_list_pages,
         }
         return cls(health, **{**k, **kwargs})
 

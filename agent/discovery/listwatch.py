@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]
 Sleep = Callable[[float], Awaitable[None]]
 
-MAX_LINE_BYTES = 64 * 2**20  # one watch event; the API server's own limit is far lower
+MAX_EVENT_BYTES = 4 * 2**20  # default cap on one watch event (kubernetes.max_event_bytes)
+MAX_LIST_PAGES = 2_000  # default cap on the pages of one list (kubernetes.max_list_pages)
 MAX_ERROR_BODY = 64 * 2**10
 MAX_RETRY_AFTER = 300.0
 YIELD_EVERY = 64  # list items parsed between two returns to the event loop
@@ -274,9 +275,14 @@ def iter_list_items(text: str, top: dict[str, Any]) -> Iterator[Any]:
         raise StreamError("list response: truncated") from None
     except json.JSONDecodeError as exc:
         raise StreamError(f"list response: {exc}") from None
+    except ValueError as exc:  # e.g. an integer too long to convert
+        raise StreamError(f"list response: {exc}") from None
+    except RecursionError:
+        raise StreamError("list response: JSON nested too deeply") from None
 
 
-async def iter_lines(content: aiohttp.StreamReader, read_timeout: float) -> AsyncIterator[list[bytes]]:
+async def iter_lines(content: aiohttp.StreamReader, read_timeout: float,
+                     max_bytes: int = MAX_EVENT_BYTES) -> AsyncIterator[list[bytes]]:
     """Newline-delimited records of a streamed body, a batch per chunk received.
 
     Every wait for data is bounded by `read_timeout` (TimeoutError): a connection that stays
@@ -291,8 +297,8 @@ async def iter_lines(content: aiohttp.StreamReader, read_timeout: float) -> Asyn
         if b"\n" not in chunk:
             pending.append(chunk)
             pending_len += len(chunk)
-            if pending_len > MAX_LINE_BYTES:
-                raise StreamError(f"watch event longer than {MAX_LINE_BYTES} bytes")
+            if pending_len > max_bytes:
+                raise StreamError(f"watch event longer than {max_bytes} bytes (kubernetes.max_event_bytes)")
             continue
         if pending:
             pending.append(chunk)
@@ -361,8 +367,11 @@ class Reflector:
     def __init__(self, kind: ResourceKind, client: ApiClient, health: Health, *,
                  page_size: int, watch_timeout: float, read_timeout: float,
                  on_change: Callable[[], None], on_synced: Callable[[], None],
-                 backoff: Backoff, sleep: Sleep, rng: random.Random) -> None:
+                 backoff: Backoff, sleep: Sleep, rng: random.Random,
+                 max_event_bytes: int = MAX_EVENT_BYTES, max_pages: int = MAX_LIST_PAGES) -> None:
         self.kind = kind
+        self.max_event_bytes = max_event_bytes
+        self.max_pages = max_pages
         self.client = client
         self.health = health
         self.page_size = page_size
@@ -442,6 +451,7 @@ class Reflector:
         seen: set[Key] = set()
         token: str | None = None
         pages = 0
+        tokens: set[str] = set()
         while True:
             params = {"limit": str(self.page_size)}
             if token:
@@ -454,6 +464,7 @@ class Reflector:
                              "from the start", self.kind.name, pages)
                     self.health.note_relist(self.kind.name)
                     seen.clear()
+                    tokens.clear()
                     token, pages = None, 0
                     clean = True
                     continue
@@ -488,6 +499,14 @@ class Reflector:
                 raise StreamError("list response: metadata.continue is not a string")
             if token is None:
                 break
+            # A continue token that comes back, or a list that never ends, is a broken server
+            # or proxy: stop and report it (retried with backoff) instead of listing forever.
+            if token in tokens:
+                raise StreamError(f"list continue token repeated after {pages} pages (the API server or a "
+                                  "proxy loops)")
+            if pages >= self.max_pages:
+                raise StreamError(f"list did not end after {pages} pages (kubernetes.max_list_pages)")
+            tokens.add(token)
         gone = [k for k in self._rvs if k not in seen]
         for key in gone:
             self._drop(key)
@@ -510,8 +529,10 @@ class Reflector:
     def _event(self, line: bytes) -> None:
         try:
             ev = json.loads(line)
-        except ValueError:
-            raise StreamError("watch event is not JSON") from None
+        except ValueError as exc:  # not JSON, or e.g. an integer too long to convert
+            raise StreamError(f"watch event is not usable JSON: {str(exc)[:200]}") from None
+        except RecursionError:
+            raise StreamError("watch event: JSON nested too deeply") from None
         if not isinstance(ev, dict):
             raise StreamError("watch event is not a JSON object")
         etype, obj = ev.get("type"), ev.get("object")
@@ -565,7 +586,7 @@ class Reflector:
                 error = await api_error(resp)
                 clean = True
                 raise error
-            async for lines in iter_lines(resp.content, self.read_timeout):
+            async for lines in iter_lines(resp.content, self.read_timeout, self.max_event_bytes):
                 if not got:
                     got = True
                     self.backoff.reset()
@@ -637,6 +658,12 @@ class Reflector:
                 self._restart("connection_error")
                 delay = self.backoff.next()
                 self._error(f"connection: {type(exc).__name__}: {exc}", delay)
+            except Exception as exc:  # a bug, or input nothing above foresaw: report it, keep watching
+                self._restart("error")
+                delay = self.backoff.next()
+                log.exception("%s: unexpected failure; listing again in %.1fs", self.kind.name, delay)
+                self.last_error = f"{self.kind.name}: unexpected {type(exc).__name__}: {str(exc)[:200]}"
+                self.rv = None  # what was half-applied is not trusted: relist
             if delay > 0:
                 await self.sleep(delay)
 

@@ -48,11 +48,24 @@ class StaticSource:
         if stamp == self._stamp:
             return False
         self._stamp = stamp
+        return self._apply(self._read())
+
+    def _read(self) -> manifests.LoadResult | Exception:
+        """Read and parse the file: the result, or why it cannot be used (never raises)."""
         try:
-            result = manifests.load_file(self.path)
+            return manifests.load_file(self.path)
         except manifests.InventoryError as exc:
-            self.health.note_reload(ok=False, error=str(exc))
-            log.error("inventory reload failed, keeping the last good inventory: %s", exc)
+            return exc
+        except Exception as exc:  # nothing in the file may end the agent: keep the last good inventory
+            log.exception("inventory reload: unexpected failure reading %s", self.path)
+            return exc
+
+    def _apply(self, result: manifests.LoadResult | Exception) -> bool:
+        if isinstance(result, Exception):
+            error = str(result) if isinstance(result, manifests.InventoryError) else \
+                f"{self.path}: unexpected {type(result).__name__}: {str(result)[:200]}"
+            self.health.note_reload(ok=False, error=error)
+            log.error("inventory reload failed, keeping the last good inventory: %s", error)
             return False
         self._account(result)
         if not result.ok:
@@ -74,4 +87,9 @@ class StaticSource:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.reload_seconds)
-            self.reload_if_changed()
+            stamp = manifests.file_stamp(self.path)
+            if stamp == self._stamp:
+                continue
+            self._stamp = stamp
+            # Parsing a large file takes a while: in a thread, so sweeps and /healthz go on.
+            self._apply(await asyncio.to_thread(self._read))

@@ -3,6 +3,10 @@
 Accepts exactly what `kubectl get svc,endpointslices -A -o yaml` prints (a `v1 List`), plain
 multi-document YAML, JSON, and Lists nested in either. Objects of other kinds are skipped
 with a warning; malformed Services and EndpointSlices are reported by name and field.
+
+Input is bounded: YAML aliases are refused (kubectl never writes them, and a few hundred bytes
+of nested aliases expand to gigabytes), and a file nested too deeply or holding a number too
+long to convert is reported as unusable rather than crashing the reader.
 """
 
 from __future__ import annotations
@@ -20,6 +24,17 @@ from agent.inventory import parse
 
 class InventoryError(Exception):
     """The inventory file cannot be used at all (missing, unreadable, not YAML/JSON)."""
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """The safe loader, refusing aliases (`*name`) instead of expanding them."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not accepted in an inventory",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,12 +62,16 @@ def _objects(doc: Any, where: str) -> Iterator[tuple[str, Any]]:
 
 def parse_documents(text: str, *, source: str = "<inventory>") -> LoadResult:
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = list(yaml.load_all(text, Loader=_NoAliasLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise InventoryError(f"{source}: not valid YAML/JSON{at}: {problem}") from None
+    except RecursionError:
+        raise InventoryError(f"{source}: nested too deeply to be Kubernetes objects") from None
+    except ValueError as exc:  # e.g. an integer too long to convert
+        raise InventoryError(f"{source}: unusable value: {str(exc)[:200]}") from None
 
     services: list[model.Service] = []
     slices: list[model.EndpointSlice] = []

@@ -86,6 +86,14 @@ class KubernetesSettings:
                                      "in lockstep.", min=10)
     read_timeout_seconds: float = f(90.0, "Client-side: a watch that sends nothing (not even a "
                                     "bookmark) for this long is treated as dead and reopened.", min=5)
+    max_event_bytes: int = f(4 * 2**20, "Longest watch event accepted, in bytes (the API server "
+                             "stores objects of at most about 1.5 MiB). A longer one ends the watch "
+                             "as `invalid` (svcprobe_watch_restarts_total) and is retried with backoff, "
+                             "so memory stays bounded whatever a server or proxy sends.",
+                             min=65536, max=256 * 2**20)
+    max_list_pages: int = f(2000, "Most pages one list may take (at `page_size` objects each). A list "
+                            "that goes on longer, or whose continue token comes back, is abandoned "
+                            "as `invalid` and retried with backoff.", min=1)
 
 
 @dataclasses.dataclass(frozen=True)

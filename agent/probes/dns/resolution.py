@@ -132,6 +132,19 @@ class Resolution:
             return self.advance(REFUSED, f"REFUSED by {label}")
         return self.advance(ERROR, f"{wire.RCODE_NAMES.get(rcode, f'RCODE{rcode}')} from {label}")
 
+    def unaskable(self, problem: str) -> int:
+        """The current candidate cannot be put into a query (too long, a bad label): skip it,
+        as the C libraries skip a search candidate they cannot encode; with none left the
+        lookup ends as an error saying why."""
+        if self._ci + 1 < len(self._candidates):
+            self._ci += 1
+            self.qname = self._candidates[self._ci]
+            self._ai = self._si = 0
+            return ASK_NEXT_NAME
+        self.status, self.records = ERROR, ()
+        self.detail = f"{self.qname[:80]}{'...' if len(self.qname) > 80 else ''}: {problem}"
+        return FINISHED
+
     def malformed(self, problem: str) -> int:
         """The reply to the current query could not be read."""
         return self.advance(ERROR, f"malformed reply from {server_label(self._servers[self._si])}: {problem}")

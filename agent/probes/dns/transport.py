@@ -222,9 +222,11 @@ class DnsEngine:
                         else "DNS engine closed")
             loop.call_soon(self._finish, w)
             return w
-        name = w.qname
-        tpl = self._templates[code].get(name)
-        w._tpl = tpl if tpl is not None else self._template(name, code)
+        tpl = self._templates[code].get(w.qname)
+        if tpl is not None:
+            w._tpl = tpl
+        elif not self._set_name(w):
+            return w
         budget = self.budget
         if budget is not None:
             wait = budget.reserve()
@@ -355,10 +357,23 @@ class DnsEngine:
         return conn
 
     # -- sending ---------------------------------------------------------------------------
-    def _set_name(self, w: Lookup) -> None:
-        """The walk moved on to its next candidate: that name's query template."""
-        tpl = self._templates[w._code].get(w.qname)
-        w._tpl = tpl if tpl is not None else self._template(w.qname, w._code)
+    def _set_name(self, w: Lookup) -> bool:
+        """The walk is at a new candidate: take that name's query template. A name that
+        cannot be put into a query is skipped; False when none is left (the lookup then
+        ends as an error, from the loop)."""
+        while True:
+            tpl = self._templates[w._code].get(w.qname)
+            if tpl is not None:
+                w._tpl = tpl
+                return True
+            try:
+                w._tpl = self._template(w.qname, w._code)
+                return True
+            except _WireError as exc:
+                if w.unaskable(str(exc)) == FINISHED:
+                    assert self._loop is not None
+                    self._loop.call_soon(self._finish, w)
+                    return False
 
     def _template(self, qname: str, code: int) -> tuple[bytes, bytes, bytes, int]:
         """(message after the id, question as sent, question lower-cased, end of the question)."""
@@ -643,8 +658,8 @@ class DnsEngine:
         if step == FINISHED:
             self._finish(w)
             return
-        if step == ASK_NEXT_NAME:
-            self._set_name(w)
+        if step == ASK_NEXT_NAME and not self._set_name(w):
+            return
         self._next_query(w)
 
     def _finish(self, w: Lookup) -> None:

@@ -158,8 +158,8 @@ _QUERY_HEADER = struct.pack("!HHHHHH", 0, 0x0100, 1, 0, 0, 0)  # id 0, RD, one q
 def query_message(qname: str, qtype: int) -> bytes:
     """A recursive query for (qname, qtype) with id 0 and no EDNS, byte for byte what
     `dns.message.make_query(qname, qtype, use_edns=False)` builds (the name taken as
-    absolute). Plain host names are encoded here; dnspython does the rest (escapes, IDNA)
-    and raises its errors for names that are not valid."""
+    absolute). Plain host names are encoded here; dnspython does the rest (escapes, IDNA).
+    Raises WireError for a name that cannot be asked (too long, an empty or long label)."""
     if len(qname.rstrip(".")) <= 253 and _PLAIN_NAME.fullmatch(qname):
         parts = [_QUERY_HEADER]
         for label in qname.split("."):
@@ -173,6 +173,9 @@ def query_message(qname: str, qtype: int) -> bytes:
     import dns.name
     import dns.rdatatype
 
-    msg = dns.message.make_query(dns.name.from_text(qname), dns.rdatatype.RdataType(qtype), use_edns=False)
+    try:
+        msg = dns.message.make_query(dns.name.from_text(qname), dns.rdatatype.RdataType(qtype), use_edns=False)
+    except Exception as exc:  # dnspython's NameTooLong, LabelTooLong, EmptyLabel, IDNA errors, ...
+        raise WireError(f"cannot be asked: {exc.__class__.__name__}: {exc}") from None
     msg.id = 0
-    return msg.to_wire()
+    return bytes(msg.to_wire())

@@ -1,0 +1,264 @@
+"""Hostile and broken input (issue: every input bounded, every failure reported).
+
+Each test feeds what a broken API server, proxy or static file can send and checks that the
+agent reports it (a counted restart, an error naming the problem, exit code 2) and keeps
+working: discovery never dies, a lookup always ends, a bad rewrite keeps the last good
+inventory. Traffic stays on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from agent.demo.dnsserver import DnsServer, Records, add
+from agent.discovery.kube import KubeSource
+from agent.discovery.static import StaticSource
+from agent.health import Health
+from agent.probes.dns import DnsEngine
+from tests.support.kubeapi import FakeKubeAPI, endpoint_slice, service
+
+pytestmark = pytest.mark.reliability
+
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SVCPROBE_")}
+DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
+HUGE_NUMBER = b"9" * 5000  # valid JSON; Python refuses integers over 4,300 digits
+
+
+def kubeconfig(path: Path, server: str) -> Path:
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": server}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+    }))
+    return path
+
+
+class NoSleep:
+    """Backoff without waiting, so a test sees many retries quickly (delays are recorded)."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        await asyncio.sleep(0.01)
+
+
+async def start_source(server: str, tmp_path: Path, health: Health,
+                       **kwargs: Any) -> tuple[KubeSource, asyncio.Task[None]]:
+    src = KubeSource(health, kubeconfig=str(kubeconfig(tmp_path / "kubeconfig", server)), page_size=2,
+                     publish_interval=0.05, backoff_initial=0.05, rng=random.Random(3), sleep=NoSleep(), **kwargs)
+    await src.connect()
+    return src, asyncio.create_task(src.run(), name="test-discovery")
+
+
+async def eventually(predicate: Any, what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    assert not task.done(), f"discovery ended: {task}"
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeKubeAPI]:
+    async with FakeKubeAPI(token="t") as server:
+        server.put("services", service("shop", "web", cluster_ip="198.18.0.1"))
+        server.put("endpointslices", endpoint_slice("shop", "web-1", "web", ["198.18.1.1"]))
+        yield server
+
+
+@pytest.mark.parametrize("line", [
+    DEEP_JSON,
+    b'{"type":"ADDED","object":{"metadata":{"name":"x","namespace":"shop","generation":' + HUGE_NUMBER + b"}}}",
+], ids=["nested-100000-deep", "5000-digit-number"])
+async def test_an_unreadable_watch_event_is_reported_and_watching_goes_on(api: FakeKubeAPI, tmp_path: Path,
+                                                                        line: bytes) -> None:
+    health = Health()
+    src, task = await start_source(api.url, tmp_path, health)
+    assert await src.wait_synced(15), src.last_error
+    await eventually(lambda: api.watchers() == 2, "both watches")
+    api.send_raw("services", line)
+    await eventually(lambda: health.watch_restarts.get(("services", "invalid"), 0) >= 1, "an invalid restart")
+    api.put("services", service("shop", "after", cluster_ip="198.18.0.2"))
+    await eventually(lambda: ("shop", "after") in src.inventory.services, "the next event applied")
+    await stop(task)
+
+
+async def test_an_unreadable_list_is_retried_and_reported_until_it_is_fixed(api: FakeKubeAPI, tmp_path: Path) -> None:
+    bad = service("shop", "bad", cluster_ip="198.18.0.3")
+    bad["metadata"]["generation"] = 12345
+    api.put("services", bad)
+    stored = api._objects["services"][("shop", "bad")]  # the bytes it serves: make the number huge
+    stored.item = stored.item.replace(b'"generation":12345', b'"generation":' + HUGE_NUMBER)
+    health = Health()
+    src, task = await start_source(api.url, tmp_path, health)
+    await eventually(lambda: health.watch_restarts.get(("services", "invalid"), 0) >= 2, "retried lists")
+    assert not src.synced
+    assert "services list: list response: Exceeds the limit" in src.last_error
+    api.put("services", service("shop", "bad", cluster_ip="198.18.0.3"))  # fixed
+    assert await src.wait_synced(15), src.last_error
+    assert set(src.inventory.services) == {("shop", "web"), ("shop", "bad")}
+    await stop(task)
+
+
+@pytest.fixture
+async def looping_api() -> AsyncIterator[tuple[str, list[str], dict[str, str]]]:
+    """A stand-in API server whose list never ends: the continue token comes back (mode
+    'same') or is new on every page ('new'); endpointslices list normally (empty)."""
+    seen: list[str] = []
+    mode = {"services": "same"}
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(request.path_qs)
+        if request.query.get("watch"):
+            await asyncio.sleep(30)
+        meta: dict[str, Any] = {"resourceVersion": "7"}
+        if request.path == "/api/v1/services":
+            meta["continue"] = "same" if mode["services"] == "same" else f"page-{len(seen)}"
+        return web.json_response({"kind": "List", "apiVersion": "v1", "metadata": meta, "items": []})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/services", handle)
+    app.router.add_get("/apis/discovery.k8s.io/v1/endpointslices", handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)  # do not wait for the hanging watches
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}", seen, mode
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_continue_token_that_comes_back_stops_the_list(
+        looping_api: tuple[str, list[str], dict[str, str]], tmp_path: Path) -> None:
+    url, seen, _ = looping_api
+    health = Health()
+    src, task = await start_source(url, tmp_path, health)
+    await eventually(lambda: health.watch_restarts.get(("services", "invalid"), 0) >= 3, "three abandoned lists")
+    await stop(task)
+    pages = [p for p in seen if p.startswith("/api/v1/services")]
+    attempts = health.watch_restarts[("services", "invalid")]
+    assert len(pages) <= 2 * (attempts + 1)  # two pages per attempt: the second repeats the token
+    assert "continue token repeated after 2 pages" in src.last_error
+
+
+async def test_a_list_that_never_ends_stops_at_max_list_pages(
+        looping_api: tuple[str, list[str], dict[str, str]], tmp_path: Path) -> None:
+    url, seen, mode = looping_api
+    mode["services"] = "new"  # a fresh token on every page: only the page cap ends it
+    health = Health()
+    src, task = await start_source(url, tmp_path, health, max_list_pages=25)
+    await eventually(lambda: health.watch_restarts.get(("services", "invalid"), 0) >= 2, "abandoned lists")
+    await stop(task)
+    assert "list did not end after 25 pages" in src.last_error
+    pages = [p for p in seen if p.startswith("/api/v1/services")]
+    assert len(pages) <= 25 * (health.watch_restarts[("services", "invalid")] + 1)
+
+
+async def test_a_watch_event_longer_than_the_cap_ends_the_watch(api: FakeKubeAPI, tmp_path: Path) -> None:
+    health = Health()
+    src, task = await start_source(api.url, tmp_path, health, max_event_bytes=65536)
+    assert await src.wait_synced(15), src.last_error
+    await eventually(lambda: api.watchers() == 2, "both watches")
+    big = service("shop", "big", cluster_ip="198.18.0.4", annotations={"note": "x" * 200_000})
+    api.put("services", big)
+    await eventually(lambda: health.watch_restarts.get(("services", "invalid"), 0) >= 1, "an invalid restart")
+    assert "longer than 65536 bytes" in src.last_error
+    assert ("shop", "big") not in src.inventory.services
+    await stop(task)
+
+
+# ---------------------------------------------------------------------- static files
+
+BAD_FILES = {
+    "nested": ("[" * 50_000 + "]" * 50_000, "nested too deeply"),
+    "huge-number": ('{"apiVersion": "v1", "kind": "List", "items": [{"kind": "Service", "metadata": {"generation": '
+                    + "9" * 5000 + "}}]}", "unusable value: Exceeds the limit"),
+    # 717 bytes that expand to 9^9 strings: refused before anything is expanded
+    "alias-bomb": ('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+                   + "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n"
+                             for p, c in zip("abcdefgh", "bcdefghi", strict=True)), "YAML aliases"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+async def test_check_rejects_a_hostile_inventory_file_with_exit_2(tmp_path: Path, name: str) -> None:
+    text, message = BAD_FILES[name]
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text)
+    prlimit = shutil.which("prlimit")
+    # A real memory cap: what used to expand to gigabytes must fail on the message, not on memory.
+    cap = [prlimit, f"--as={2 * 2**30}", "--"] if prlimit else []
+    t0 = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *cap, sys.executable, "-m", "agent", "check", "--inventory", str(path), "--nameserver", "127.0.0.1:9",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=CLEAN_ENV)
+    _, err = await asyncio.wait_for(proc.communicate(), 120)
+    elapsed = time.monotonic() - t0
+    print(f"\n[hostile file {name}] exit {proc.returncode} in {elapsed:.1f}s: {err.decode().strip()[:200]}")
+    assert proc.returncode == 2, err.decode()
+    assert message in err.decode()
+    assert "Traceback" not in err.decode()
+
+
+async def test_run_keeps_its_last_good_inventory_when_a_rewrite_is_hostile(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        service("shop", "web", cluster_ip="198.18.0.1")]}))
+    health = Health()
+    source = StaticSource(str(path), health, reload_seconds=0.05)
+    assert source.load_initial().ok
+    task = asyncio.create_task(source.run())
+    for n, name in enumerate(sorted(BAD_FILES), 1):
+        path.write_text(BAD_FILES[name][0])
+        await eventually(lambda n=n: health.reloads["error"] == n, f"the {name} rewrite rejected")
+        assert BAD_FILES[name][1] in health.last_inventory_error
+        assert set(source.inventory.services) == {("shop", "web")}
+    await stop(task)
+
+
+# ---------------------------------------------------------------------- names that cannot be asked
+
+async def test_a_lookup_with_names_too_long_to_ask_always_ends() -> None:
+    zone = "cluster.local."
+    records: Records = {}
+    add(records, "web.shop.svc.cluster.local.", "A", "198.18.0.1")
+    server = DnsServer(records, zone=zone)
+    address = await server.start("127.0.0.1", 0)
+    engine = DnsEngine(timeout=0.5, attempts=1)
+    try:
+        long_domain = ".".join(["d" * 60] * 4)  # 243 characters: every candidate under it is too long
+        candidates = [f"web.shop.svc.{long_domain}.", "web.shop.svc.cluster.local."]
+        lookup = await asyncio.wait_for(engine.lookup(candidates, "A", [address]), 5)
+        assert (lookup.status, lookup.records, lookup.queries) == ("answer", ("198.18.0.1",), 1)
+        only_bad = await asyncio.wait_for(engine.lookup(candidates[:1], "A", [address]), 5)
+        assert only_bad.status == "error" and "cannot be asked" in only_bad.detail
+        assert only_bad.queries == 0
+        srv = await asyncio.wait_for(engine.lookup([f"_{'p' * 64}._tcp.web.shop.svc.cluster.local."], "SRV",
+                                                   [address]), 5)
+        assert srv.status == "error" and "LabelTooLong" in srv.detail
+    finally:
+        await engine.close()
+        await server.stop()
