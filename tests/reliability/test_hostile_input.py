@@ -262,3 +262,34 @@ async def test_a_lookup_with_names_too_long_to_ask_always_ends() -> None:
     finally:
         await engine.close()
         await server.stop()
+
+
+class _Rewriter(asyncio.DatagramProtocol):
+    """A DNS server that answers every A query with the right address under another name,
+    as a CoreDNS `rewrite` without `answer name` does."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        import dns.message
+        import dns.rrset
+
+        query = dns.message.from_wire(data)
+        reply = dns.message.make_response(query)
+        reply.answer.append(dns.rrset.from_text("rewritten.shop.svc.cluster.local.", 5, "IN", "A", "198.18.0.1"))
+        self.transport.sendto(reply.to_wire(), addr)  # type: ignore[attr-defined]
+
+
+async def test_records_owned_by_another_name_are_not_an_answer() -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(_Rewriter, local_addr=("127.0.0.1", 0))
+    address = transport.get_extra_info("sockname")[:2]
+    engine = DnsEngine(timeout=0.5, attempts=1)
+    try:
+        lookup = await asyncio.wait_for(engine.lookup(["web.shop.svc.cluster.local."], "A", [address]), 5)
+        # dnspython's resolver raises NoAnswer here, and applications get no address.
+        assert (lookup.status, lookup.records) == ("nodata", ())
+    finally:
+        await engine.close()
+        transport.close()

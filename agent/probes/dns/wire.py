@@ -98,6 +98,9 @@ def _address_text(data: bytes) -> str:
 def parse_answer(wire: bytes, qtype: int, question_end: int = 0) -> tuple[int, int, list[str]]:
     """(rcode, flags, records of `qtype` in the answer section, as text).
 
+    The records are those of the question's name or, when it has none, of the first name
+    along its CNAME chain that has some (as dnspython's resolver and the C libraries read an
+    answer): a record under any other name is ignored.
     SRV records come back as "port target" (priority and weight are not compared).
     `question_end`: the offset just past the question section, for a caller that has already
     matched the reply's one question (the engine does, byte for byte); used only when the
@@ -116,11 +119,14 @@ def parse_answer(wire: bytes, qtype: int, question_end: int = 0) -> tuple[int, i
         for _ in range((wire[4] << 8) | wire[5]):
             offset = skip_name(wire, offset) + 4
     records: list[str] = []
+    owners: list[str] | None = None  # per record, once an owner is not simply the question
+    cnames: dict[str, str] = {}
     for _ in range((wire[6] << 8) | wire[7]):
-        if offset < n and wire[offset] >= 0xC0:  # the usual owner: one compression pointer
+        owner = ""  # "": the question's name (a compression pointer to it, the usual case)
+        if offset + 1 < n and wire[offset] == 0xC0 and wire[offset + 1] == 12:
             offset += 2
         else:
-            offset = skip_name(wire, offset)
+            owner, offset = read_name(wire, offset)
         if offset + 10 > n:
             raise WireError("answer record runs past the end of the message")
         rtype, _rclass, _ttl, rdlen = _rr(wire, offset)
@@ -142,7 +148,36 @@ def parse_answer(wire: bytes, qtype: int, question_end: int = 0) -> tuple[int, i
                     raise WireError(f"SRV record of {rdlen} bytes")
                 port = (wire[start + 4] << 8) | wire[start + 5]  # after priority and weight
                 records.append(f"{port} {read_name(wire, start + 6)[0]}")
-    return flags & 0x000F, flags, records
+            if owner and owners is None:
+                owners = [""] * (len(records) - 1)
+            if owners is not None:
+                owners.append(owner)
+        elif rtype == TYPE_CNAME:
+            cname_owner = owner or read_name(wire, 12)[0]
+            cnames.setdefault(cname_owner, read_name(wire, start)[0])
+    if owners is None:
+        return flags & 0x000F, flags, records
+    return flags & 0x000F, flags, _owned(wire, records, owners, cnames, qtype)
+
+
+def _owned(wire: bytes, records: list[str], owners: list[str], cnames: dict[str, str],
+           qtype: int) -> list[str]:
+    """The answer as dnspython's `resolve_chaining` finds it: the records of the first name
+    along the CNAME chain from the question's name (at most 16 links) that has any."""
+    qname = read_name(wire, 12)[0]
+    by_owner: dict[str, list[str]] = {}
+    for record, owner in zip(records, owners, strict=True):
+        by_owner.setdefault(owner or qname, []).append(record)
+    name = qname
+    for _ in range(17):
+        found = by_owner.get(name)
+        if found is not None:
+            return found
+        target = cnames.get(name) if qtype != TYPE_CNAME else None
+        if target is None:
+            break
+        name = target
+    return []
 
 
 def question_bytes(wire: bytes) -> bytes:
