@@ -143,6 +143,7 @@ class Metrics:
         self.store, self.health, self.budget = store, health, budget
         self.series_budget = series_budget
         self.failing_budget = series_budget
+        self._lookup_children: dict[str, set[tuple[str, str, str, str, str]]] = {}  # server -> label sets
         r = CollectorRegistry(auto_describe=False)  # the live histograms and counters
         self.dns_duration = Histogram("svcprobe_dns_lookup_duration_seconds",
                                       "Time of one lookup including its whole search walk",
@@ -164,12 +165,27 @@ class Metrics:
         c = result.check
         if isinstance(c, DnsCheck):
             self.dns_duration.labels(c.form, c.path).observe(result.duration_seconds)
-            self.dns_lookups.labels(c.form, c.qtype, c.path, result.server, result.result).inc()
+            labels = (c.form, c.qtype, c.path, result.server, result.result)
+            self.dns_lookups.labels(*labels).inc()
+            children = self._lookup_children.get(result.server)
+            if children is None:
+                children = self._lookup_children[result.server] = set()
+            children.add(labels)
             self.dns_queries.labels(c.form).observe(result.queries)
         else:
             if result.result != "no_endpoints":
                 self.tcp_duration.labels(c.target, c.family).observe(result.duration_seconds)
             self.tcp_connects.labels(c.target, c.family, result.result).inc()
+
+    def retain_servers(self, servers: set[str]) -> int:
+        """Remove the lookup counters of DNS servers that are no longer asked (a CoreDNS pod
+        that went away), so they neither go stale nor fill the series budget. `servers` are
+        labels as the results carry them; "" (nothing was sent) is always kept."""
+        gone = [s for s in self._lookup_children if s and s not in servers]
+        for server in gone:
+            for labels in self._lookup_children.pop(server):
+                self.dns_lookups.remove(*labels)
+        return len(gone)
 
     def fixed_series(self) -> int:
         """Series exported besides the failing-Service gauge."""
@@ -180,8 +196,10 @@ class Metrics:
         return n
 
     def update_failing_budget(self) -> int:
-        """Recompute how many failing-Service series fit into the series budget."""
-        self.failing_budget = max(0, self.series_budget - self.fixed_series())
+        """Recompute how many failing-Service series fit into the series budget. The failing
+        gauge is what alerts are built on: it always keeps at least half of the budget, even
+        when the fixed series (per-server counters, say) have grown past their share."""
+        self.failing_budget = max(self.series_budget // 2, self.series_budget - self.fixed_series())
         return self.failing_budget
 
     def render(self, accept: str | None) -> tuple[bytes, str]:

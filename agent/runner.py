@@ -34,7 +34,7 @@ from agent.health import Health
 from agent.inventory import manifests
 from agent.metrics import Metrics
 from agent.probes.budget import TokenBucket
-from agent.probes.dns import DnsEngine
+from agent.probes.dns import DnsEngine, server_label
 from agent.probes.prober import Prober
 from agent.results import ResultStore, SweepStats
 from agent.scheduler import Scheduler
@@ -148,6 +148,11 @@ class Agent:
                          path_services=t.canaries, settle_by=self.convergence.settle_by())
         self.health.note_plan(dns=len(p.dns), tcp=len(p.tcp), not_probed=p.not_probed_ports)
         self._account_share(t, p)
+        # DNS servers that are no longer asked (departed CoreDNS pods): close their sockets
+        # and drop their per-server series.
+        servers = {s for c in p.dns for s in c.servers}
+        self.dns.retain_servers(servers)
+        self.metrics.retain_servers({server_label(s) for s in servers})
         return p
 
     def _account_share(self, t: Assignment, p: planner.Plan) -> None:

@@ -153,7 +153,8 @@ class SchedulerSettings:
 @dataclasses.dataclass(frozen=True)
 class MetricsSettings:
     series_budget: int = f(1000, "Approximate most series /metrics exports; per-Service failing "
-                           "series beyond it are dropped and counted.", min=100)
+                           "series beyond it are dropped and counted. The failing-Service gauge "
+                           "always keeps at least half of it.", min=100)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -262,6 +262,22 @@ class DnsEngine:
             w._task = None
         self._take(w)
 
+    def retain_servers(self, servers: set[Server]) -> int:
+        """Let go of the socket pools of servers not in `servers` (CoreDNS pods come and go,
+        and a departed pod's address may drop queries silently): idle sockets close now,
+        busy ones as soon as their queries are answered or time out. Returns how many pools
+        were dropped."""
+        gone = [s for s in self._pools if s not in servers]
+        for server in gone:
+            pool = self._pools.pop(server)
+            for conn in pool.conns:
+                if conn is None:
+                    continue
+                conn.retired = True
+                if not conn.pending:
+                    self._close_conn(conn)
+        return len(gone)
+
     async def close(self) -> None:
         """Close every socket; lookups still running end as `error` ("DNS engine closed").
 
