@@ -209,6 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(s.log_level if args.command == "run" else (args.log_level or "warning"), s.log_format)
     started = time.monotonic()
     try:
+        runner.ensure_fd_limit(s)
+    except runner.LimitError as exc:
+        print(f"svcprobe: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         if args.command == "check":
             return asyncio.run(_check(s, args))
         return asyncio.run(_run(s))

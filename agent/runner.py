@@ -49,6 +49,52 @@ class SourceError(Exception):
     configuration that does not work (the message says which and why)."""
 
 
+class LimitError(Exception):
+    """The process may not open as many files as the settings need (the message says which)."""
+
+
+# File descriptors besides the probes: HTTP connections (server.MAX_CONNECTIONS), API
+# connections, the inventory file, logs, the event loop's own.
+_FD_RESERVE = 64
+# DNS servers a node asks, for sizing: its nameservers, the cluster DNS Service IP,
+# NodeLocal DNSCache and each CoreDNS replica directly (the endpoint path).
+_FD_DNS_SERVERS = 24
+
+
+def fd_need(s: settings_mod.Settings) -> int:
+    """File descriptors the settings may keep open at once: probes in flight (each a TCP
+    socket at most), the DNS socket pools, the HTTP server's connections and a reserve."""
+    return (s.scheduler.concurrency + s.dns.sockets * _FD_DNS_SERVERS + server.MAX_CONNECTIONS
+            + _FD_RESERVE)
+
+
+def ensure_fd_limit(s: settings_mod.Settings) -> int:
+    """Raise the soft open-files limit to the hard one (as Go programs do by default), so a
+    node's many endpoints cannot starve the HTTP listener or make checks fail with EMFILE;
+    raise LimitError when even the hard limit is below what the settings need. Returns the
+    soft limit in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = fd_need(s)
+    if hard != resource.RLIM_INFINITY and hard < need:
+        raise LimitError(
+            f"the open-files limit is {hard} (hard), but these settings need about {need} "
+            f"(scheduler.concurrency {s.scheduler.concurrency} + dns.sockets {s.dns.sockets} x "
+            f"{_FD_DNS_SERVERS} DNS servers + {server.MAX_CONNECTIONS} HTTP connections + {_FD_RESERVE}): "
+            "raise the limit (ulimit -n, the container runtime's LimitNOFILE) or lower those settings")
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):  # e.g. RLIM_INFINITY hard limits some kernels refuse as soft
+            pass
+    if soft != resource.RLIM_INFINITY and soft < need:
+        raise LimitError(f"the open-files limit is {soft} and could not be raised to the {need} these "
+                         "settings need")
+    return soft
+
+
 class TaskDied(Exception):
     """A task of the running agent ended; the message names it (its traceback is logged)."""
 

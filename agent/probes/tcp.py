@@ -49,7 +49,10 @@ async def connect(address: str, port: int, *, timeout: float) -> Connect:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     where = f"[{address}]:{port}" if family == socket.AF_INET6 else f"{address}:{port}"
     loop = asyncio.get_running_loop()
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:  # EMFILE/ENFILE, ENOBUFS: a result, not a crash of the check
+        return Connect(TcpResult.ERROR, 0.0, f"{where}: cannot open a socket: {exc.strerror or exc}")
     try:
         sock.setblocking(False)
         t0 = time.perf_counter_ns()

@@ -293,3 +293,71 @@ async def test_records_owned_by_another_name_are_not_an_answer() -> None:
     finally:
         await engine.close()
         transport.close()
+
+
+# ---------------------------------------------------------------------- file descriptors
+
+def hanging_endpoints_inventory(path: Path, n: int) -> tuple[list[Any], int]:
+    """A Service with n endpoints whose connects hang: listeners (127.89.x.y) that never
+    accept, with a full backlog, so the kernel drops further SYNs."""
+    import socket
+
+    listeners, addrs = [], []
+    port = 0
+    for i in range(n):
+        s = socket.socket()
+        s.bind((f"127.89.{i // 250}.{i % 250 + 1}", port))
+        port = s.getsockname()[1]  # the same port on every address
+        s.listen(0)
+        listeners.append(s)
+        addrs.append(s.getsockname()[0])
+        for _ in range(2):  # fill the accept queue: the agent's SYNs are then dropped
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(s.getsockname())
+            listeners.append(c)
+    svc = service("shop", "hang", cluster_ip=None, headless=True, ports=(("http", port),))
+    eps = endpoint_slice("shop", "hang-1", "hang", addrs, port=port)
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [svc, eps]}))
+    return listeners, port
+
+
+async def run_check(*args: str, nofile: str, env: dict[str, str]) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        "prlimit", f"--nofile={nofile}", "--", sys.executable, "-m", "agent", "check", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**CLEAN_ENV, **env})
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
+async def test_a_hard_fd_limit_below_what_the_settings_need_refuses_to_start(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text('{"apiVersion": "v1", "kind": "List", "items": []}')
+    code, _, err = await run_check("--inventory", str(path), "--nameserver", "127.0.0.1:9", nofile="64:64", env={})
+    assert code == 2, err
+    assert "the open-files limit is 64 (hard), but these settings need about" in err
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
+async def test_many_hanging_endpoints_under_a_low_soft_fd_limit_lose_no_check(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    listeners, _ = hanging_endpoints_inventory(path, 400)
+    try:
+        # The soft limit (256) is below what 400 connects in flight need; the hard one is not.
+        env = {"SVCPROBE_SCHEDULER_CONCURRENCY": "400", "SVCPROBE_TCP_TIMEOUT_SECONDS": "1",
+               "SVCPROBE_DNS_TIMEOUT_SECONDS": "0.2", "SVCPROBE_DNS_FORMS": "fqdn"}
+        code, out, err = await run_check("--inventory", str(path), "--nameserver", "127.0.0.1:9", "--output", "json",
+                                         nofile="256:4096", env=env)
+    finally:
+        for s in listeners:
+            s.close()
+    assert code == 1, err  # failing (timeouts), not crashed
+    results = json.loads(out)["results"]
+    endpoint_checks = [r for r in results if r["check"] == "tcp" and r["path"] == "endpoint"]
+    print(f"\n[fd limit 256:4096] {len(results)} results, endpoint results "
+          f"{sorted({r['result'] for r in endpoint_checks})}, stderr {len(err)} bytes")
+    assert len(endpoint_checks) == 400  # every planned check has a result
+    assert {r["result"] for r in endpoint_checks} <= {"timeout", "ok"}
+    assert "Traceback" not in err and "failed unexpectedly" not in err
