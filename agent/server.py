@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import re
 import time
@@ -39,9 +40,12 @@ from agent.scheduler import Prober
 
 MAX_CONNECTIONS = 64  # Prometheus replicas, kubelet probes and a few humans need far fewer
 KEEPALIVE_SECONDS = 30.0  # idle (or request-incomplete) connections are closed after this
+SEND_SECONDS = 10.0  # a response not taken by the client within this is dropped with its connection
+RESULTS_LIMIT = 1000  # results per /api/v1/results page unless `limit` says otherwise
+RESULTS_LIMIT_MAX = 5000
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_RESULT_PARAMS = ("failing", "namespace", "service", "check")
+_RESULT_PARAMS = ("failing", "namespace", "service", "check", "limit", "offset")
 
 
 @dataclasses.dataclass
@@ -63,6 +67,32 @@ _BUSY_REPLY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\
                b"Retry-After: 1\r\nConnection: close\r\n\r\ntoo many connections")
 
 
+async def _send(request: web.Request, body: bytes, content_type: str, *, status: int = 200,
+                headers: dict[str, str] | None = None) -> web.StreamResponse:
+    """Write a response within SEND_SECONDS. A client that does not read it (stuck, or on
+    purpose) loses its connection instead of holding the body in memory as long as it likes."""
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.headers["Content-Type"] = content_type
+    resp.content_length = len(body)
+    try:
+        async with asyncio.timeout(SEND_SECONDS):
+            await resp.prepare(request)
+            await resp.write(body)
+            await resp.write_eof()
+    except TimeoutError:
+        _HTTP_LOG.debug("%s: response of %d bytes not taken within %gs; connection dropped",
+                        request.path, len(body), SEND_SECONDS)
+        if request.transport is not None:
+            request.transport.abort()
+        raise web.HTTPRequestTimeout() from None  # ends the handler; the connection is gone
+    return resp
+
+
+async def _send_json(request: web.Request, data: Any, *, status: int = 200,
+                     headers: dict[str, str] | None = None) -> web.StreamResponse:
+    return await _send(request, json.dumps(data).encode(), "application/json", status=status, headers=headers)
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -77,9 +107,9 @@ def _check_params(request: web.Request, allowed: tuple[str, ...]) -> web.Respons
     return None
 
 
-async def metrics_handler(request: web.Request) -> web.Response:
+async def metrics_handler(request: web.Request) -> web.StreamResponse:
     body, content_type = request.app[CONTEXT].metrics.render(request.headers.get("Accept"))
-    return web.Response(body=body, headers={"Content-Type": content_type})
+    return await _send(request, body, content_type)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -95,7 +125,7 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
-async def results_handler(request: web.Request) -> web.Response:
+async def results_handler(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     bad = _check_params(request, _RESULT_PARAMS)
     if bad is not None:
@@ -111,6 +141,16 @@ async def results_handler(request: web.Request) -> web.Response:
     for name in ("namespace", "service"):
         if name in q and not _LABEL.match(q[name]):
             return _error(400, f"{name} {q[name]!r} is not a Kubernetes name")
+    bounds = {"limit": (RESULTS_LIMIT, 1, RESULTS_LIMIT_MAX), "offset": (0, 0, 10**9)}
+    page: dict[str, int] = {}
+    for name, (default, lo, hi) in bounds.items():
+        text = q.get(name)
+        if text is None:
+            page[name] = default
+        elif not text.isdigit() or not lo <= int(text) <= hi:
+            return _error(400, f"{name} must be a whole number from {lo} to {hi}, not {text[:40]!r}")
+        else:
+            page[name] = int(text)
 
     results = [
         r for r in ctx.store.snapshot()
@@ -120,15 +160,18 @@ async def results_handler(request: web.Request) -> web.Response:
         and q.get("check", r.check.kind) == r.check.kind
     ]
     sweep = ctx.store.last_sweep
-    return web.json_response({
+    start, end = page["offset"], page["offset"] + page["limit"]
+    return await _send_json(request, {
         "sweep": sweep.to_json() if sweep else None,
         "inventory": {
             "services": ctx.health.inventory_services,
             "endpoints": ctx.health.inventory_endpoints,
             "last_error": ctx.health.last_inventory_error or None,
         },
-        "summary": summarize(results),
-        "results": [r.to_json() for r in results],
+        "summary": summarize(results),  # over every matching result, not just this page
+        "page": {"offset": start, "limit": page["limit"], "total": len(results),
+                 "next_offset": end if end < len(results) else None},
+        "results": [r.to_json() for r in results[start:end]],
     })
 
 
@@ -140,7 +183,7 @@ def summarize(results: list[CheckResult]) -> dict[str, Any]:
             "by_result": dict(sorted(by_result.items()))}
 
 
-async def debug_probe(request: web.Request) -> web.Response:
+async def debug_probe(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     bad = _check_params(request, ("service",))
     if bad is not None:
@@ -164,7 +207,7 @@ async def debug_probe(request: web.Request) -> web.Response:
         plan = ctx.plan_for(service)
         checks: list[DnsCheck | TcpCheck] = [*plan.dns, *plan.tcp]
         results = await asyncio.gather(*(ctx.prober.run(c, trace=True) for c in checks))
-    return web.json_response({
+    return await _send_json(request, {
         "service": f"{namespace}/{name}",
         "type": service.type.value,
         "headless": service.headless,
