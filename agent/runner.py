@@ -117,12 +117,14 @@ def open_source(s: settings_mod.Settings, health: Health, *, strict: bool = True
     """The inventory source for these settings: the static file when one is given (loaded
     now), else the Kubernetes API (not yet connected: see `connect`). Raises SourceError on
     an unreadable file, or with `strict` on any malformed object in it."""
+    label_keys = frozenset(r.key for r in settings_mod.label_selector(s))  # the only labels read
     if not s.inventory.file:
         from agent.discovery.kube import KubeSource  # imports the kubernetes package: only here
 
         health.kube_discovery = True
-        return KubeSource.from_settings(s.kubernetes, health)
-    source = StaticSource(s.inventory.file, health, reload_seconds=s.inventory.reload_seconds)
+        return KubeSource.from_settings(s.kubernetes, health, label_keys=label_keys)
+    source = StaticSource(s.inventory.file, health, reload_seconds=s.inventory.reload_seconds,
+                          label_keys=label_keys)
     try:
         result = source.load_initial()
     except manifests.InventoryError as exc:

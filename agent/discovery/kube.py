@@ -16,6 +16,7 @@ progress (its state is a mix of old and new).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from agent import model
 from agent.discovery import listwatch
 from agent.discovery.client import ApiClient, ConnectionSpec, DiscoveryConfigError
 from agent.health import Health
+from agent.inventory import parse
 
 if TYPE_CHECKING:
     from agent.settings import KubernetesSettings
@@ -58,6 +60,7 @@ class KubeSource:
         publish_interval: float = 0.2,
         max_event_bytes: int = listwatch.MAX_EVENT_BYTES,
         max_list_pages: int = listwatch.MAX_LIST_PAGES,
+        label_keys: frozenset[str] | None = None,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         connection: ConnectionSpec | None = None,
@@ -72,14 +75,16 @@ class KubeSource:
         self.client = ApiClient(self.spec, connect_timeout=connect_timeout_seconds)
         rng = rng or random.Random()
 
-        def reflector(kind: listwatch.ResourceKind) -> listwatch.Reflector:
+        def reflector(kind: listwatch.ResourceKind, **extra: Any) -> listwatch.Reflector:
             return listwatch.Reflector(
                 kind, self.client, health, page_size=page_size, watch_timeout=watch_timeout_seconds,
                 read_timeout=read_timeout_seconds, on_change=self._on_change, on_synced=self._on_synced,
                 sleep=sleep, rng=rng, backoff=listwatch.Backoff(backoff_initial, backoff_max, rng),
-                max_event_bytes=max_event_bytes, max_pages=max_list_pages)
+                max_event_bytes=max_event_bytes, max_pages=max_list_pages, **extra)
 
-        self.services = reflector(listwatch.SERVICES)
+        # Of a Service's labels only those the label selector reads are kept (label_keys).
+        self.services = reflector(listwatch.SERVICES,
+                                  parse=functools.partial(parse.parse_service, label_keys=label_keys))
         self.slices = reflector(listwatch.ENDPOINT_SLICES)
         self._reflectors = (self.services, self.slices)
         self._dirty = asyncio.Event()

@@ -368,8 +368,10 @@ class Reflector:
                  page_size: int, watch_timeout: float, read_timeout: float,
                  on_change: Callable[[], None], on_synced: Callable[[], None],
                  backoff: Backoff, sleep: Sleep, rng: random.Random,
-                 max_event_bytes: int = MAX_EVENT_BYTES, max_pages: int = MAX_LIST_PAGES) -> None:
+                 max_event_bytes: int = MAX_EVENT_BYTES, max_pages: int = MAX_LIST_PAGES,
+                 parse: Callable[[Mapping[str, Any]], Any] | None = None) -> None:
         self.kind = kind
+        self.parse = parse or kind.parse
         self.max_event_bytes = max_event_bytes
         self.max_pages = max_pages
         self.client = client
@@ -421,7 +423,7 @@ class Reflector:
             return  # unchanged (a relist, or a duplicate event)
         try:
             self.kind.prepare(obj)
-            new = self.kind.parse(obj)
+            new = self.parse(obj)
         except parse.ObjectError as exc:
             self._malformed(f"{exc.kind} {exc.ref}", f"{exc.field}: {exc.problem}")
             new = None

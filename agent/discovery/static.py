@@ -17,8 +17,10 @@ class StaticSource:
 
     A bad rewrite keeps the last good inventory."""
 
-    def __init__(self, path: str, health: Health, *, reload_seconds: float) -> None:
+    def __init__(self, path: str, health: Health, *, reload_seconds: float,
+                 label_keys: frozenset[str] | None = None) -> None:
         self.path = path
+        self.label_keys = label_keys  # the only Service labels kept (None: all)
         self.health = health
         self.reload_seconds = reload_seconds
         self.changed = asyncio.Event()
@@ -28,7 +30,7 @@ class StaticSource:
     def load_initial(self) -> manifests.LoadResult:
         """Load at start-up; raises `manifests.InventoryError`; the caller decides on errors."""
         self._stamp = manifests.file_stamp(self.path)
-        result = manifests.load_file(self.path)
+        result = manifests.load_file(self.path, label_keys=self.label_keys)
         self._account(result)
         if result.ok:
             self._take(result.inventory)
@@ -53,7 +55,7 @@ class StaticSource:
     def _read(self) -> manifests.LoadResult | Exception:
         """Read and parse the file: the result, or why it cannot be used (never raises)."""
         try:
-            return manifests.load_file(self.path)
+            return manifests.load_file(self.path, label_keys=self.label_keys)
         except manifests.InventoryError as exc:
             return exc
         except Exception as exc:  # nothing in the file may end the agent: keep the last good inventory

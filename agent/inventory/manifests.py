@@ -60,7 +60,8 @@ def _objects(doc: Any, where: str) -> Iterator[tuple[str, Any]]:
     yield where, doc
 
 
-def parse_documents(text: str, *, source: str = "<inventory>") -> LoadResult:
+def parse_documents(text: str, *, source: str = "<inventory>",
+                    label_keys: frozenset[str] | None = None) -> LoadResult:
     try:
         docs = list(yaml.load_all(text, Loader=_NoAliasLoader))
     except yaml.YAMLError as exc:
@@ -81,7 +82,7 @@ def parse_documents(text: str, *, source: str = "<inventory>") -> LoadResult:
     for n, doc in enumerate(docs):
         for where, obj in _objects(doc, f"document {n + 1}"):
             try:
-                parsed = parse.parse_object(obj)
+                parsed = parse.parse_object(obj, label_keys=label_keys)
             except parse.UnsupportedKind as exc:
                 warnings.append(f"{source}: {where}: skipped {exc} "
                                 "(not a v1 Service or discovery.k8s.io/v1 EndpointSlice)")
@@ -102,7 +103,7 @@ def parse_documents(text: str, *, source: str = "<inventory>") -> LoadResult:
     return LoadResult(model.Inventory(services, slices), tuple(warnings), tuple(errors))
 
 
-def load_file(path: str) -> LoadResult:
+def load_file(path: str, *, label_keys: frozenset[str] | None = None) -> LoadResult:
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
@@ -110,7 +111,7 @@ def load_file(path: str) -> LoadResult:
         raise InventoryError(f"{path}: inventory file does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(f"{path}: cannot read inventory file: {exc}") from None
-    return parse_documents(text, source=path)
+    return parse_documents(text, source=path, label_keys=label_keys)
 
 
 def file_stamp(path: str) -> tuple[int, int, int] | None:

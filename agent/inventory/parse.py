@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent import model
@@ -119,7 +119,23 @@ def _string_map(r: _Reader, value: Any, field: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in m.items()}
 
 
-def parse_service(obj: Mapping[str, Any]) -> model.Service:
+# The agent reads only its own annotations (svcprobe.io/ignore, skip-dns, skip-tcp): the rest,
+# up to 256 KiB per object, is not kept on every node.
+ANNOTATION_PREFIX = "svcprobe.io/"
+
+
+def _kept(r: _Reader, value: Any, field: str, keep: Callable[[str], bool]) -> dict[str, str]:
+    m = r.mapping(value, field)
+    return {str(k): str(v) for k, v in m.items() if keep(str(k))}
+
+
+def _own_annotation(key: str) -> bool:
+    return key.startswith(ANNOTATION_PREFIX)
+
+
+def parse_service(obj: Mapping[str, Any], *, label_keys: frozenset[str] | None = None) -> model.Service:
+    """A Service; `label_keys`: the only labels kept (those a label selector reads; None:
+    all of them). Of the annotations only the agent's own are kept."""
     r = _Reader("Service", obj)
     namespace, name, meta = _metadata(r, obj)
     if not _DNS_LABEL.match(name):
@@ -180,8 +196,9 @@ def parse_service(obj: Mapping[str, Any]) -> model.Service:
         publish_not_ready=r.boolean(
             spec.get("publishNotReadyAddresses"), "spec.publishNotReadyAddresses", default=False
         ),
-        labels=_string_map(r, meta.get("labels"), "metadata.labels"),
-        annotations=_string_map(r, meta.get("annotations"), "metadata.annotations"),
+        labels=_kept(r, meta.get("labels"), "metadata.labels",
+                     (lambda k: True) if label_keys is None else label_keys.__contains__),
+        annotations=_kept(r, meta.get("annotations"), "metadata.annotations", _own_annotation),
     )
 
 
@@ -243,13 +260,13 @@ def parse_endpoint_slice(obj: Mapping[str, Any]) -> model.EndpointSlice:
     )
 
 
-def parse_object(obj: Any) -> model.Service | model.EndpointSlice:
+def parse_object(obj: Any, *, label_keys: frozenset[str] | None = None) -> model.Service | model.EndpointSlice:
     """One API object into the model; `UnsupportedKind` for kinds the inventory ignores."""
     if not isinstance(obj, Mapping):
         raise ObjectError("object", "<unnamed>", "(document)", f"must be a mapping, not {type(obj).__name__}")
     kind, api_version = obj.get("kind"), obj.get("apiVersion")
     if kind == "Service" and api_version == "v1":
-        return parse_service(obj)
+        return parse_service(obj, label_keys=label_keys)
     if kind == "EndpointSlice" and api_version == "discovery.k8s.io/v1":
         return parse_endpoint_slice(obj)
     raise UnsupportedKind(f"{api_version or '?'} {kind or '?'} {_ref(obj)}")

@@ -361,3 +361,31 @@ async def test_many_hanging_endpoints_under_a_low_soft_fd_limit_lose_no_check(tm
     assert len(endpoint_checks) == 400  # every planned check has a result
     assert {r["result"] for r in endpoint_checks} <= {"timeout", "ok"}
     assert "Traceback" not in err and "failed unexpectedly" not in err
+
+
+async def test_big_annotations_are_not_kept(tmp_path: Path) -> None:
+    import gc
+    import tracemalloc
+
+    n, size = 200, 250 * 1024  # 50 MB of annotations the agent does not read
+    async with FakeKubeAPI(token="t") as server:
+        server.put_many("services", [service("shop", f"s{i}", cluster_ip=f"198.18.{i // 250}.{i % 250 + 1}",
+                                             labels={"tier": "web", "team": f"t{i}"},
+                                             annotations={"note": "x" * size, "svcprobe.io/skip-tcp": "true"})
+                                     for i in range(n)])
+        health = Health()
+        tracemalloc.start()
+        try:
+            src, task = await start_source(server.url, tmp_path, health, label_keys=frozenset({"tier"}))
+            assert await src.wait_synced(60), src.last_error
+            await stop(task)
+            gc.collect()
+            kept = sum(stat.size for stat in tracemalloc.take_snapshot().filter_traces(
+                [tracemalloc.Filter(True, "*/agent/*")]).statistics("filename"))
+        finally:
+            tracemalloc.stop()
+    svc = src.inventory.services[("shop", "s0")]
+    assert dict(svc.annotations) == {"svcprobe.io/skip-tcp": "true"}
+    assert dict(svc.labels) == {"tier": "web"}
+    print(f"\n[annotations] {n} Services x {size // 1024} KiB: {kept / 2**20:.1f} MiB held by the agent's code")
+    assert kept < 10 * 2**20

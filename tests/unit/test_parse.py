@@ -57,7 +57,8 @@ def test_service_fields_read_from_a_full_object() -> None:
         publishNotReadyAddresses=True,
     )
     obj["metadata"]["labels"] = {"k8s-app": "kube-dns"}
-    obj["metadata"]["annotations"] = {"prometheus.io/port": 9153}  # non-string value is kept as text
+    obj["metadata"]["annotations"] = {"prometheus.io/port": "9153", "svcprobe.io/skip-tcp": True,
+                                      "kubectl.kubernetes.io/last-applied-configuration": "{" * 1000}
     obj["status"] = {"loadBalancer": {}}
     svc = parse.parse_service(obj)
     assert svc.key == ("kube-system", "kube-dns")
@@ -70,7 +71,11 @@ def test_service_fields_read_from_a_full_object() -> None:
     )
     assert svc.publish_not_ready is True
     assert svc.labels == {"k8s-app": "kube-dns"}
-    assert svc.annotations == {"prometheus.io/port": "9153"}
+    # Only the agent's own annotations are kept (a non-string value as text); others can be
+    # 256 KiB each and nothing reads them.
+    assert svc.annotations == {"svcprobe.io/skip-tcp": "True"}
+    assert parse.parse_service(obj, label_keys=frozenset({"tier"})).labels == {}
+    assert parse.parse_service(obj, label_keys=frozenset({"k8s-app"})).labels == {"k8s-app": "kube-dns"}
 
 
 def test_service_single_unnamed_port_is_allowed() -> None:
