@@ -148,10 +148,12 @@ def parse_answer(wire: bytes, qtype: int, question_end: int = 0) -> tuple[int, i
                     raise WireError(f"SRV record of {rdlen} bytes")
                 port = (wire[start + 4] << 8) | wire[start + 5]  # after priority and weight
                 records.append(f"{port} {read_name(wire, start + 6)[0]}")
-            if owner and owners is None:
-                owners = [""] * (len(records) - 1)
-            if owners is not None:
+            if owner:  # not simply the question's name: remember whose it is
+                if owners is None:
+                    owners = [""] * (len(records) - 1)
                 owners.append(owner)
+            elif owners is not None:
+                owners.append("")
         elif rtype == TYPE_CNAME:
             cname_owner = owner or read_name(wire, 12)[0]
             cnames.setdefault(cname_owner, read_name(wire, start)[0])
