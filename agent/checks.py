@@ -95,7 +95,7 @@ class DnsCheck:
 class TcpCheck:
     namespace: str
     service: str
-    target: str  # cluster_ip, endpoint
+    path: str  # cluster_ip, endpoint (the `target` label of the TCP metrics and JSON)
     address: str
     port: int
     family: str  # ipv4, ipv6
@@ -106,12 +106,8 @@ class TcpCheck:
     kind = "tcp"
 
     @property
-    def path(self) -> str:
-        return self.target
-
-    @property
     def key(self) -> tuple[Any, ...]:
-        return ("tcp", self.namespace, self.service, self.target, self.address, self.port)
+        return ("tcp", self.namespace, self.service, self.path, self.address, self.port)
 
 
 Check = DnsCheck | TcpCheck
@@ -155,7 +151,7 @@ class CheckResult:
             "form": getattr(c, "form", None),
             "qtype": getattr(c, "qtype", None),
             "path": c.path,
-            "target": c.target if isinstance(c, TcpCheck) else None,
+            "target": c.path if isinstance(c, TcpCheck) else None,
             "name": c.name if isinstance(c, DnsCheck) else None,
             "address": c.address if isinstance(c, TcpCheck) else self.server or None,
             "port": c.port if isinstance(c, TcpCheck) else None,

@@ -174,8 +174,8 @@ class Metrics:
             self.dns_queries.labels(c.form).observe(result.queries)
         else:
             if result.result != "no_endpoints":
-                self.tcp_duration.labels(c.target, c.family).observe(result.duration_seconds)
-            self.tcp_connects.labels(c.target, c.family, result.result).inc()
+                self.tcp_duration.labels(c.path, c.family).observe(result.duration_seconds)
+            self.tcp_connects.labels(c.path, c.family, result.result).inc()
 
     def retain_servers(self, servers: set[str]) -> int:
         """Remove the lookup counters of DNS servers that are no longer asked (a CoreDNS pod

@@ -59,11 +59,8 @@ class EndpointPort:
 @dataclasses.dataclass(frozen=True, slots=True)
 class Endpoint:
     addresses: tuple[IPAddress, ...]
-    ready: bool  # conditions.ready, nil => true
-    serving: bool  # conditions.serving, nil => true
-    terminating: bool  # conditions.terminating, nil => false
+    ready: bool  # conditions.ready, nil => true (what CoreDNS and kube-proxy go by)
     hostname: str = ""
-    node_name: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

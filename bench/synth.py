@@ -33,7 +33,7 @@ def service(namespace: str, name: str, *, cluster_ips: tuple[str, ...] = (), hea
 
 def endpoint_slice(svc: model.Service, addresses: list[str], ports: tuple[tuple[str, str, int], ...],
                    suffix: str = "abcde") -> model.EndpointSlice:
-    eps = tuple(model.Endpoint((ip(a),), True, True, False) for a in addresses)
+    eps = tuple(model.Endpoint((ip(a),), True) for a in addresses)
     family = "IPv6" if addresses and ":" in addresses[0] else "IPv4"
     return model.EndpointSlice(svc.namespace, f"{svc.name}-{suffix}", svc.name, family, eps,
                                tuple(model.EndpointPort(n, p, port) for n, p, port in ports))

@@ -118,7 +118,7 @@ def _prepare_slice(obj: Any) -> None:
     if isinstance(eps, list):
         for ep in eps:
             if isinstance(ep, dict):
-                for f in ("nodeName", "hostname"):
+                for f in ("hostname",):
                     v = ep.get(f)
                     if isinstance(v, str):
                         ep[f] = _intern(v)

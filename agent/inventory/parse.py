@@ -229,12 +229,7 @@ def parse_endpoint_slice(obj: Mapping[str, Any]) -> model.EndpointSlice:
             model.Endpoint(
                 addresses=addrs,
                 ready=r.boolean(cond.get("ready"), f"{f}.conditions.ready", default=True),
-                serving=r.boolean(cond.get("serving"), f"{f}.conditions.serving", default=True),
-                terminating=r.boolean(
-                    cond.get("terminating"), f"{f}.conditions.terminating", default=False
-                ),
                 hostname=r.string(ep.get("hostname"), f"{f}.hostname", default=""),
-                node_name=r.string(ep.get("nodeName"), f"{f}.nodeName", default=""),
             )
         )
 

@@ -14,8 +14,8 @@ class ResolvConf:
     nameservers: tuple[str, ...] = ()
     search: tuple[str, ...] = ()
     ndots: int = 1  # the libc default when no options line sets it
-    timeout: float | None = None
-    attempts: int | None = None
+    # (timeout and attempts are not read: the agent's own dns.timeout_seconds and dns.attempts
+    # decide how long it waits, so that a verdict does not depend on each node's file.)
 
     @property
     def cluster_domain(self) -> str | None:
@@ -44,7 +44,7 @@ class ResolvConf:
 def parse(text: str) -> ResolvConf:
     nameservers: list[str] = []
     search: tuple[str, ...] = ()
-    ndots, timeout, attempts = 1, None, None
+    ndots = 1
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].split(";", 1)[0].strip()
         if not line:
@@ -57,16 +57,12 @@ def parse(text: str) -> ResolvConf:
         elif key == "options":
             for opt in values:
                 name, _, val = opt.partition(":")
-                try:
-                    if name == "ndots":
+                if name == "ndots":
+                    try:
                         ndots = min(int(val), 15)
-                    elif name == "timeout":
-                        timeout = float(val)
-                    elif name == "attempts":
-                        attempts = int(val)
-                except ValueError:
-                    continue  # libc ignores malformed options too
-    return ResolvConf(tuple(nameservers), search, ndots, timeout, attempts)
+                    except ValueError:
+                        continue  # libc ignores malformed options too
+    return ResolvConf(tuple(nameservers), search, ndots)
 
 
 def read(path: str) -> ResolvConf:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.reliability
 
 
 def failing(service: str) -> CheckResult:
-    check = TcpCheck(namespace="app", service=service, target="endpoint", address="127.0.0.1", port=1,
+    check = TcpCheck(namespace="app", service=service, path="endpoint", address="127.0.0.1", port=1,
                      family="ipv4", port_name="http")
     return CheckResult(check=check, result="refused", duration_seconds=0.001, finished_at=time.time())
 

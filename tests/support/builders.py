@@ -91,11 +91,9 @@ def service(name: str = "web", namespace: str = "shop", *, cluster_ips: tuple[st
     )
 
 
-def endpoint(*addresses: str, ready: bool = True, serving: bool | None = None,
-             terminating: bool = False, hostname: str = "") -> model.Endpoint:
+def endpoint(*addresses: str, ready: bool = True, hostname: str = "") -> model.Endpoint:
     return model.Endpoint(addresses=ips(*addresses), ready=ready,
-                          serving=ready if serving is None else serving,
-                          terminating=terminating, hostname=hostname)
+                          hostname=hostname)
 
 
 def endpoint_slice(name: str, *endpoints: model.Endpoint, service: str = "web", namespace: str = "shop",

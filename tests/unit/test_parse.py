@@ -135,12 +135,12 @@ def test_endpoint_slice_fields() -> None:
     assert sl.service_name == "web"
     assert sl.address_type == "IPv4"
     e = sl.endpoints
-    assert (e[0].ready, e[0].serving, e[0].terminating, e[0].hostname, e[0].node_name) == (
-        True, True, False, "web-0", "node-a")
-    # nil conditions: ready => true, serving => true, terminating => false (§5.2)
+    assert (e[0].ready, e[0].hostname) == (True, "web-0")
+    # nil conditions.ready => true (§5.2); serving and terminating are not read: CoreDNS and
+    # kube-proxy go by ready, which the EndpointSlice controller already derives from them
     for ep in (e[1], e[2], e[4]):
-        assert (ep.ready, ep.serving, ep.terminating) == (True, True, False)
-    assert (e[3].ready, e[3].serving, e[3].terminating) == (False, True, True)
+        assert ep.ready is True
+    assert e[3].ready is False
     assert e[4].addresses == (IP("198.18.1.5"), IP("198.18.1.6"))
     assert sl.ports == (
         model.EndpointPort("http", "TCP", 8080),
@@ -328,10 +328,6 @@ SLICE_ERRORS = [
                  "at least one address", id="endpoint-empty-addresses"),
     pytest.param(_set("endpoints[0].conditions.ready", "yes"), "shop/web-abc12", "endpoints[0].conditions.ready",
                  "'yes'", id="ready-yes"),
-    pytest.param(_set("endpoints[0].conditions", {"ready": True, "serving": 1}), "shop/web-abc12",
-                 "endpoints[0].conditions.serving", "true or false", id="serving-1"),
-    pytest.param(_set("endpoints[0].conditions", {"terminating": "false"}), "shop/web-abc12",
-                 "endpoints[0].conditions.terminating", "true or false", id="terminating-string"),
     pytest.param(_set("endpoints[0].conditions", [True]), "shop/web-abc12", "endpoints[0].conditions",
                  "mapping", id="conditions-not-mapping"),
     pytest.param(_set("endpoints[0].hostname", 7), "shop/web-abc12", "endpoints[0].hostname", "string",

@@ -206,7 +206,7 @@ HEADLESS_CASES = [
         False, {"198.19.0.1", "198.19.0.2", "198.19.0.3"}, None, id="union-across-slices-deduplicated"),
     pytest.param(
         [endpoint_slice("db-1", endpoint("198.19.0.1"), endpoint("198.19.0.2", ready=False),
-                        endpoint("198.19.0.4", ready=False, serving=True, terminating=True), service="db")],
+                        endpoint("198.19.0.4", ready=False), service="db")],
         False, {"198.19.0.1"}, None, id="not-ready-and-terminating-excluded"),
     pytest.param(
         [endpoint_slice("db-1", endpoint("198.19.0.1"), endpoint("198.19.0.2", ready=False), service="db")],
@@ -275,9 +275,9 @@ def test_headless_from_api_objects_counts_nil_ready() -> None:
         pytest.param([], id="no-slices"),
         pytest.param([endpoint_slice("db-1", service="db")], id="empty-slice"),
         pytest.param([endpoint_slice("db-1", endpoint("198.19.0.1", ready=False), service="db"),
-                      endpoint_slice("db-6", endpoint("fd00::1", ready=False, terminating=True),
+                      endpoint_slice("db-6", endpoint("fd00::1", ready=False),
                                      address_type="IPv6", service="db")], id="only-not-ready-both-families"),
-        pytest.param([endpoint_slice("db-f", model.Endpoint((), True, True, False), address_type="FQDN",
+        pytest.param([endpoint_slice("db-f", model.Endpoint((), True), address_type="FQDN",
                                      service="db")], id="only-fqdn-slice"),
     ],
 )
@@ -423,8 +423,8 @@ def test_external_name_is_a_cname_for_every_form_and_nothing_else() -> None:
 
 
 def _tcp(plan: planner.Plan, target: str | None = None) -> list[tuple[str, str, int, str, str, bool]]:
-    return [(c.target, c.address, c.port, c.family, c.port_name, c.no_endpoints) for c in plan.tcp
-            if target is None or c.target == target]
+    return [(c.path, c.address, c.port, c.family, c.port_name, c.no_endpoints) for c in plan.tcp
+            if target is None or c.path == target]
 
 
 def test_tcp_every_tcp_port_on_every_cluster_ip() -> None:
@@ -486,7 +486,7 @@ def test_tcp_publish_not_ready_probes_not_ready_endpoints() -> None:
     [
         pytest.param([], id="no-slices"),
         pytest.param([endpoint_slice("web-1", endpoint("198.19.0.1", ready=False),
-                                     endpoint("198.19.0.2", ready=False, terminating=True))], id="none-ready"),
+                                     endpoint("198.19.0.2", ready=False))], id="none-ready"),
     ],
 )
 def test_tcp_no_endpoints_flag(slices: list[model.EndpointSlice]) -> None:
@@ -565,7 +565,7 @@ def test_plan_of_the_kubectl_dump() -> None:
     assert exp("shop", "external", "A") == {"198.18.9.9"}
     assert exp("kube-system", "kube-dns", "SRV") == {f"53:kube-dns.kube-system.svc.{Z}.",
                                                      f"9153:kube-dns.kube-system.svc.{Z}."}
-    tcp = {(c.namespace, c.service, c.target, c.address, c.port, c.no_endpoints) for c in p.tcp}
+    tcp = {(c.namespace, c.service, c.path, c.address, c.port, c.no_endpoints) for c in p.tcp}
     assert ("shop", "gateway", "cluster_ip", "198.18.7.7", 80, True) in tcp
     assert ("shop", "web", "endpoint", "198.19.3.23", 8081, False) in tcp
     assert not any(c.address == "198.19.2.22" for c in p.tcp)  # terminating

@@ -30,9 +30,9 @@ def dns_check(service: str = "web", form: str = "fqdn", qtype: str = "A", name: 
     return DnsCheck("shop", service, form, qtype, "resolver", name, SEARCH, 5, SERVERS, expect)
 
 
-def tcp_check(service: str = "web", target: str = "cluster_ip", address: str = "198.18.0.10", port: int = 80,
+def tcp_check(service: str = "web", path: str = "cluster_ip", address: str = "198.18.0.10", port: int = 80,
               family: str = "ipv4", no_endpoints: bool = False) -> TcpCheck:
-    return TcpCheck("shop", service, target, address, port, family, "http", no_endpoints=no_endpoints)
+    return TcpCheck("shop", service, path, address, port, family, "http", no_endpoints=no_endpoints)
 
 
 def result(check: DnsCheck | TcpCheck, res: str = "ok", *, seconds: float = 0.0012345678, queries: int = 0,
@@ -50,7 +50,7 @@ RESULTS = [
     # result labels are judged: an expected NODATA / NXDOMAIN that came back is "ok"
     result(dns_check(form="fqdn", qtype="AAAA", expect=DnsExpectation(Expect.NODATA)), "ok", queries=1),
     result(tcp_check(), "ok"),
-    result(tcp_check(target="endpoint", address="fd00::21", port=8080, family="ipv6"), "refused", seconds=0.0005,
+    result(tcp_check(path="endpoint", address="fd00::21", port=8080, family="ipv6"), "refused", seconds=0.0005,
            detail="connection refused"),
     result(dns_check("db", qtype="A", expect=DnsExpectation(Expect.NXDOMAIN)), "ok", queries=1),
     result(tcp_check("gateway", address="198.18.7.7", no_endpoints=True), "no_endpoints"),
@@ -150,7 +150,7 @@ def test_json_dns_object() -> None:
 
 
 def test_json_tcp_object() -> None:
-    r = result(tcp_check(target="endpoint", address="fd00::21", port=8080, family="ipv6"), "timeout",
+    r = result(tcp_check(path="endpoint", address="fd00::21", port=8080, family="ipv6"), "timeout",
                seconds=2.000000499, detail="no answer in 2.0s")
     (obj,) = json.loads(report.to_json([r], STATS))["results"]
     assert {k: obj[k] for k in DOCUMENTED} == {

@@ -25,7 +25,7 @@ def svc(ns: str, name: str, ip: str | None = "198.18.0.10", *, labels: dict[str,
 def eps(ns: str, service: str, *addrs: str, port: model.EndpointPort | None = None) -> model.EndpointSlice:
     ports = (port,) if port else (model.EndpointPort("http", "TCP", 8080),)
     return model.EndpointSlice(ns, f"{service}-x", service, "IPv4",
-                               tuple(model.Endpoint((ipaddress.ip_address(a),), True, True, False) for a in addrs),
+                               tuple(model.Endpoint((ipaddress.ip_address(a),), True) for a in addrs),
                                ports)
 
 
@@ -188,7 +188,7 @@ def test_planner_carries_the_grace_window_to_checks() -> None:
     inv = cluster(n=2)
     p = planner.plan(inv, PS, settle_by={("team0", "app0"): 5000.0})
     assert {c.settle_by for c in p.dns if c.service == "app0"} == {5000.0}
-    assert {c.settle_by for c in p.tcp if c.service == "app0" and c.target == "cluster_ip"} == {5000.0}
+    assert {c.settle_by for c in p.tcp if c.service == "app0" and c.path == "cluster_ip"} == {5000.0}
     assert {c.settle_by for c in p.dns if c.service == "app1"} == {0.0}
 
 
