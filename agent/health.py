@@ -8,6 +8,7 @@ methods, so every counter is updated one way and its keys stay the documented la
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 
 @dataclasses.dataclass
@@ -22,6 +23,7 @@ class Health:
     watch_restarts: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
     relists: dict[str, int] = dataclasses.field(default_factory=dict)
     planned: dict[str, int] = dataclasses.field(default_factory=lambda: {"dns": 0, "tcp": 0, "not_probed": 0})
+    capped: dict[str, int] = dataclasses.field(default_factory=dict)  # limit -> Services cut short
     last_inventory_error: str = ""
     draining: bool = False
     shard_peers: int = 0  # agents found (this one included)
@@ -56,8 +58,9 @@ class Health:
     def note_relist(self, resource: str) -> None:
         self.relists[resource] = self.relists.get(resource, 0) + 1
 
-    def note_plan(self, *, dns: int, tcp: int, not_probed: int) -> None:
+    def note_plan(self, *, dns: int, tcp: int, not_probed: int, capped: Mapping[str, int] | None = None) -> None:
         self.planned.update(dns=dns, tcp=tcp, not_probed=not_probed)
+        self.capped = dict(capped or {})
 
     def note_share(self, *, peers: int, selected: int, owned: int, canaries: int, expected_qps: float) -> None:
         self.shard_peers, self.shard_selected, self.shard_owned, self.shard_canaries = peers, selected, owned, canaries

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from agent import __version__
 from agent.checks import CheckResult, DnsCheck
 from agent.health import Health
+from agent.planner import CAP_REASONS
 from agent.probes.budget import TokenBucket
 from agent.results import ResultStore
 
@@ -72,6 +73,11 @@ class _StateCollector(Collector):
         for kind, n in sorted(health.planned.items()):
             targets.add_metric([kind], n)
         yield targets
+        capped = GaugeMetricFamily("svcprobe_plan_capped_services",
+                                   "Services whose checks a limit cut short in the current plan", labels=["limit"])
+        for limit in CAP_REASONS:
+            capped.add_metric([limit], health.capped.get(limit, 0))
+        yield capped
         yield GaugeMetricFamily("svcprobe_inventory_services", "Services in the inventory",
                                 value=health.inventory_services)
         yield GaugeMetricFamily("svcprobe_inventory_endpoints", "Endpoint addresses in the inventory",

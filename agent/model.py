@@ -84,6 +84,7 @@ class ReadyEndpoint:
     address: IPAddress
     hostname: str
     ports: tuple[EndpointPort, ...]  # the slice's ports (never the Service's targetPort)
+    first: bool = True  # the first address of its endpoint (the one consumers may limit themselves to)
 
 
 class Inventory:
@@ -121,17 +122,19 @@ class Inventory:
         cached = self._ready.get(service.key)
         if cached is not None and service is self.services.get(service.key):
             return cached
-        seen: dict[tuple[IPAddress, tuple[EndpointPort, ...]], ReadyEndpoint] = {}
+        seen: dict[tuple[IPAddress, int], ReadyEndpoint] = {}
+        port_sets: dict[tuple[EndpointPort, ...], int] = {}  # hashed once per slice, not per address
         for sl in self.slices_of(service):
             if sl.address_type not in ("IPv4", "IPv6"):
                 continue
+            ports_id = port_sets.setdefault(sl.ports, len(port_sets))
             for ep in sl.endpoints:
                 if not (ep.ready or service.publish_not_ready):
                     continue
-                for addr in ep.addresses:
-                    k = (addr, sl.ports)
+                for i, addr in enumerate(ep.addresses):
+                    k = (addr, ports_id)
                     if k not in seen:
-                        seen[k] = ReadyEndpoint(addr, ep.hostname, sl.ports)
+                        seen[k] = ReadyEndpoint(addr, ep.hostname, sl.ports, i == 0)
         ready = sorted(seen.values(), key=lambda e: (e.address.version, int(e.address)))
         if service is self.services.get(service.key):
             self._ready[service.key] = ready

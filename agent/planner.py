@@ -33,6 +33,15 @@ class PlanSettings:
     tcp: bool = True
     max_endpoints_per_service: int = 0
     path: str = "resolver"
+    # Bounds for any input the API accepts (0: none). Checks beyond them are counted in
+    # Plan.capped, never planned.
+    max_checks_per_service: int = 0
+    max_ports_per_service: int = 0
+    max_checks_per_sweep: int = 0
+    max_answer_records: int = 0
+
+
+CAP_REASONS = ("checks_per_service", "ports_per_service", "checks_per_sweep", "answer_records")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +49,7 @@ class Plan:
     dns: tuple[DnsCheck, ...]
     tcp: tuple[TcpCheck, ...]
     not_probed_ports: int  # UDP/SCTP ports: counted, never probed
+    capped: Mapping[str, int] = dataclasses.field(default_factory=dict)  # Services cut short, by limit
 
     def __len__(self) -> int:
         return len(self.dns) + len(self.tcp)
@@ -109,23 +119,43 @@ def expected_cname(service: model.Service) -> DnsExpectation:
     return DnsExpectation(Expect.NXDOMAIN)
 
 
+SrvIndex = dict[tuple[str, str], list[SrvRecord]]
+
+
+def srv_index(service: model.Service, inventory: model.Inventory, fqdn: str,
+              wanted: Collection[tuple[str, str]] | None = None) -> SrvIndex:
+    """The SRV records a headless Service's ready endpoints publish, by (port name, protocol)
+    (only the `wanted` ones when given): one pass over the endpoints, whatever number of
+    Service ports asks."""
+    suffix = fqdn.lower()
+    index: SrvIndex = {}
+    # One RR per distinct (target, port), as servers dedupe them. A hostname-less endpoint's
+    # target is a name of its own (CoreDNS: the dashed IP), so it counts once per address.
+    seen: set[tuple[str, str, object, int]] = set()
+    relevant: dict[tuple[model.EndpointPort, ...], list[model.EndpointPort]] = {}  # per slice's ports
+    for ep in inventory.ready_endpoints(service):
+        ports = relevant.get(ep.ports)
+        if ports is None:
+            ports = relevant[ep.ports] = [p for p in ep.ports if p.port and (
+                wanted is None or (p.name, p.protocol) in wanted)]
+        for ep_port in ports:
+            if ep_port.port:
+                target = f"{ep.hostname}.{suffix}" if ep.hostname else ""
+                ident = (ep_port.name, ep_port.protocol, target or ep.address, ep_port.port)
+                if ident not in seen:
+                    seen.add(ident)
+                    index.setdefault((ep_port.name, ep_port.protocol), []).append(SrvRecord(ep_port.port, target))
+    return index
+
+
 def expected_srv(service: model.Service, inventory: model.Inventory, port: model.ServicePort,
-                 fqdn: str) -> DnsExpectation:
+                 fqdn: str, index: SrvIndex | None = None) -> DnsExpectation:
     suffix = fqdn.lower()
     if not service.headless:
         return DnsExpectation(Expect.ANSWER, srv=(SrvRecord(port.port, suffix),))
-    records: list[SrvRecord] = []
-    # One RR per distinct (target, port), as servers dedupe them. A hostname-less endpoint's
-    # target is a name of its own (CoreDNS: the dashed IP), so it counts once per address.
-    seen: set[tuple[object, int]] = set()
-    for ep in inventory.ready_endpoints(service):
-        for ep_port in ep.ports:
-            if ep_port.name == port.name and ep_port.protocol == port.protocol and ep_port.port:
-                target = f"{ep.hostname}.{suffix}" if ep.hostname else ""
-                ident = (target or ep.address, ep_port.port)
-                if ident not in seen:
-                    seen.add(ident)
-                    records.append(SrvRecord(ep_port.port, target))
+    if index is None:
+        index = srv_index(service, inventory, fqdn)
+    records = index.get((port.name, port.protocol))
     if not records:
         return DnsExpectation(Expect.NXDOMAIN)
     return DnsExpectation(Expect.ANSWER, srv=tuple(sorted(records, key=lambda r: (r.port, r.target))),
@@ -161,21 +191,30 @@ def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
             yield check(form, qtype, names[form], expected_addresses(service, inventory, qtype))
     if ps.srv:
         fqdn = names["fqdn"]
-        for port in service.ports:
+        asked = _ports(service, ps)
+        index = (srv_index(service, inventory, fqdn, {(p.name, p.protocol) for p in asked})
+                 if service.headless else None)
+        for port in asked:
             if port.name and port.protocol in ("TCP", "UDP"):
                 srv_name = f"_{port.name}._{port.protocol.lower()}.{fqdn}"
-                yield check("fqdn", "SRV", srv_name, expected_srv(service, inventory, port, fqdn))
+                yield check("fqdn", "SRV", srv_name, expected_srv(service, inventory, port, fqdn, index))
+
+
+def _ports(service: model.Service, ps: PlanSettings) -> tuple[model.ServicePort, ...]:
+    return service.ports[: ps.max_ports_per_service] if ps.max_ports_per_service else service.ports
 
 
 def _tcp_checks(service: model.Service, inventory: model.Inventory, ps: PlanSettings,
-                settle_by: float = 0.0) -> tuple[list[TcpCheck], int]:
+                settle_by: float = 0.0, room: int = 0) -> tuple[list[TcpCheck], int, bool]:
+    """The TCP checks of a Service (at most `room` when it is not 0), the ports not probed
+    (UDP, SCTP), and whether more were left out for want of room."""
     if service.type is model.ServiceType.EXTERNAL_NAME:
-        return [], 0
+        return [], 0, False
     out: list[TcpCheck] = []
     skipped = sum(1 for p in service.ports if p.protocol != "TCP")
     ready = inventory.ready_endpoints(service)
     for ip in service.cluster_ips:
-        for port in service.ports:
+        for port in _ports(service, ps):
             if port.protocol == "TCP":
                 out.append(TcpCheck(service.namespace, service.name, "cluster_ip", str(ip), port.port,
                                     model.family_of(ip), port.name, no_endpoints=not ready,
@@ -183,18 +222,23 @@ def _tcp_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
     seen: set[tuple[str, int]] = set()
     probed_addresses: set[str] = set()
     for ep in ready:
+        if not ep.first:  # an endpoint's further addresses: consumers may use the first only
+            continue
         addr = str(ep.address)
         if (ps.max_endpoints_per_service and addr not in probed_addresses
                 and len(probed_addresses) >= ps.max_endpoints_per_service):
             continue
-        for ep_port in ep.ports:
+        ports = ep.ports[: ps.max_ports_per_service] if ps.max_ports_per_service else ep.ports
+        for ep_port in ports:
             if ep_port.protocol != "TCP" or ep_port.port is None or (addr, ep_port.port) in seen:
                 continue
+            if room and len(out) >= room:
+                return out, skipped, True
             seen.add((addr, ep_port.port))
             probed_addresses.add(addr)
             out.append(TcpCheck(service.namespace, service.name, "endpoint", addr, ep_port.port,
                                 model.family_of(ep.address), ep_port.name))
-    return out, skipped
+    return out, skipped, False
 
 
 def plan(
@@ -215,15 +259,42 @@ def plan(
     dns: list[DnsCheck] = []
     tcp: list[TcpCheck] = []
     not_probed = 0
+    capped = dict.fromkeys(CAP_REASONS, 0)
     settle = settle_by or {}
     chosen = inventory.services.values() if services is None else services
+    per_service, per_sweep = ps.max_checks_per_service, ps.max_checks_per_sweep
     for service in sorted(chosen, key=lambda s: s.key):
+        if per_sweep and len(dns) + len(tcp) >= per_sweep:  # full: the rest is only counted
+            capped["checks_per_sweep"] += 1
+            continue
+        if ps.max_ports_per_service and len(service.ports) > ps.max_ports_per_service:
+            capped["ports_per_service"] += 1
+        cut = False
         until = settle.get(service.key, 0.0)
-        if not selection.skip_dns(service):
+        mine: list[DnsCheck] = []
+        too_big = (ps.max_answer_records and service.headless
+                   and len(inventory.ready_endpoints(service)) > ps.max_answer_records)
+        if too_big:  # no DNS message can carry that answer: nothing to expect of it
+            capped["answer_records"] += 1
+        elif not selection.skip_dns(service):
             extra = paths if service.key in path_services else ()
-            dns.extend(_dns_checks(service, inventory, ps, extra, until))
+            mine = list(_dns_checks(service, inventory, ps, extra, until))
+            if per_service and len(mine) > per_service:
+                cut, mine = True, mine[:per_service]
+        checks: list[TcpCheck] = []
         if ps.tcp and not selection.skip_tcp(service):
-            checks, skipped = _tcp_checks(service, inventory, ps, until)
-            tcp.extend(checks)
-            not_probed += skipped
-    return Plan(tuple(dns), tuple(tcp), not_probed)
+            room = per_service - len(mine) if per_service else 0
+            if per_service and room <= 0:
+                cut = True
+            else:
+                checks, skipped, more = _tcp_checks(service, inventory, ps, until, room)
+                not_probed += skipped
+                cut = cut or more
+        capped["checks_per_service"] += cut
+        if per_sweep and len(dns) + len(tcp) + len(mine) + len(checks) > per_sweep:
+            left = max(0, per_sweep - len(dns) - len(tcp))
+            capped["checks_per_sweep"] += 1
+            mine, checks = mine[:left], checks[: max(0, left - len(mine))]
+        dns.extend(mine)
+        tcp.extend(checks)
+    return Plan(tuple(dns), tuple(tcp), not_probed, {k: v for k, v in capped.items() if v})

@@ -110,6 +110,10 @@ def plan_settings(s: settings_mod.Settings) -> planner.PlanSettings:
         srv=s.dns.srv,
         tcp=s.tcp.enabled,
         max_endpoints_per_service=s.tcp.max_endpoints_per_service,
+        max_checks_per_service=s.limits.checks_per_service,
+        max_ports_per_service=s.limits.ports_per_service,
+        max_checks_per_sweep=s.limits.checks_per_sweep,
+        max_answer_records=s.limits.answer_records,
     )
 
 
@@ -194,7 +198,10 @@ class Agent:
         t = self.current_assignment()
         p = planner.plan(self.source.inventory, self.plan_settings, services=t.services, paths=t.paths,
                          path_services=t.canaries, settle_by=self.convergence.settle_by())
-        self.health.note_plan(dns=len(p.dns), tcp=len(p.tcp), not_probed=p.not_probed_ports)
+        if dict(p.capped) != self.health.capped:
+            log.warning("plan cut short by limits (Services affected): %s",
+                        ", ".join(f"limits.{k} {v}" for k, v in sorted(p.capped.items())) or "none any more")
+        self.health.note_plan(dns=len(p.dns), tcp=len(p.tcp), not_probed=p.not_probed_ports, capped=p.capped)
         self._account_share(t, p)
         # DNS servers that are no longer asked (departed CoreDNS pods): close their sockets
         # and drop their per-server series.

@@ -141,6 +141,21 @@ class TcpSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class LimitSettings:
+    checks_per_service: int = f(500, "Most checks planned for one Service (its DNS checks first, then "
+                                "TCP). A Service cut short is counted in svcprobe_plan_capped_services.",
+                                min=10)
+    ports_per_service: int = f(32, "Most ports of a Service, and of each of its EndpointSlices, that "
+                               "are probed (SRV and TCP). The API allows 100 per slice.", min=1)
+    checks_per_sweep: int = f(250000, "Most checks in one sweep; Services beyond it are left out and "
+                              "counted. Keeps memory and planning time bounded whatever the cluster holds.",
+                              min=100)
+    answer_records: int = f(2000, "Most records an expected DNS answer may hold. A headless Service with "
+                            "more ready addresses cannot be answered in one DNS message (64 KiB), so its "
+                            "DNS checks are left out and counted.", min=10)
+
+
+@dataclasses.dataclass(frozen=True)
 class SchedulerSettings:
     interval_seconds: float = f(30.0, "Start a sweep over every planned check this often.", min=0.1)
     spread: float = f(0.8, "Fraction of the interval the checks of a sweep are spread over.",
@@ -182,6 +197,7 @@ class Settings:
     paths: PathSettings = dataclasses.field(default_factory=PathSettings)
     dns: DnsSettings = dataclasses.field(default_factory=DnsSettings)
     tcp: TcpSettings = dataclasses.field(default_factory=TcpSettings)
+    limits: LimitSettings = dataclasses.field(default_factory=LimitSettings)
     scheduler: SchedulerSettings = dataclasses.field(default_factory=SchedulerSettings)
     metrics: MetricsSettings = dataclasses.field(default_factory=MetricsSettings)
     shutdown: ShutdownSettings = dataclasses.field(default_factory=ShutdownSettings)
