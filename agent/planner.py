@@ -39,9 +39,24 @@ class PlanSettings:
     max_ports_per_service: int = 0
     max_checks_per_sweep: int = 0
     max_answer_records: int = 0
+    # Who the agent may be made to connect to: never the `tcp_deny` ranges (IPv4-mapped forms
+    # included), only the `tcp_allow` ranges when there are any, never its own endpoint.
+    tcp_deny: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    tcp_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    own_endpoint: tuple[str, int] | None = None
 
 
-CAP_REASONS = ("checks_per_service", "ports_per_service", "checks_per_sweep", "answer_records")
+CAP_REASONS = ("checks_per_service", "ports_per_service", "checks_per_sweep", "answer_records", "address_policy")
+
+
+def may_connect(addr: model.IPAddress, port: int, ps: PlanSettings) -> bool:
+    """Whether the address policy lets the agent connect to addr:port."""
+    plain = addr.ipv4_mapped if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped else addr
+    if any(plain in net for net in ps.tcp_deny):
+        return False
+    if ps.tcp_allow and not any(plain in net for net in ps.tcp_allow):
+        return False
+    return ps.own_endpoint is None or (str(plain), port) != ps.own_endpoint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,17 +220,24 @@ def _ports(service: model.Service, ps: PlanSettings) -> tuple[model.ServicePort,
 
 
 def _tcp_checks(service: model.Service, inventory: model.Inventory, ps: PlanSettings,
-                settle_by: float = 0.0, room: int = 0) -> tuple[list[TcpCheck], int, bool]:
+                settle_by: float = 0.0, room: int = 0,
+                refused: list[str] | None = None) -> tuple[list[TcpCheck], int, bool]:
     """The TCP checks of a Service (at most `room` when it is not 0), the ports not probed
-    (UDP, SCTP), and whether more were left out for want of room."""
+    (UDP, SCTP), and whether more were left out for want of room. Addresses the policy
+    forbids are left out and appended to `refused`."""
     if service.type is model.ServiceType.EXTERNAL_NAME:
         return [], 0, False
+    policy = bool(ps.tcp_deny or ps.tcp_allow or ps.own_endpoint)
     out: list[TcpCheck] = []
     skipped = sum(1 for p in service.ports if p.protocol != "TCP")
     ready = inventory.ready_endpoints(service)
     for ip in service.cluster_ips:
         for port in _ports(service, ps):
             if port.protocol == "TCP":
+                if policy and not may_connect(ip, port.port, ps):
+                    if refused is not None:
+                        refused.append(f"{ip}:{port.port}")
+                    continue
                 out.append(TcpCheck(service.namespace, service.name, "cluster_ip", str(ip), port.port,
                                     model.family_of(ip), port.name, no_endpoints=not ready,
                                     settle_by=settle_by))
@@ -231,6 +253,10 @@ def _tcp_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
         ports = ep.ports[: ps.max_ports_per_service] if ps.max_ports_per_service else ep.ports
         for ep_port in ports:
             if ep_port.protocol != "TCP" or ep_port.port is None or (addr, ep_port.port) in seen:
+                continue
+            if policy and not may_connect(ep.address, ep_port.port, ps):
+                if refused is not None:
+                    refused.append(f"{addr}:{ep_port.port}")
                 continue
             if room and len(out) >= room:
                 return out, skipped, True
@@ -287,8 +313,11 @@ def plan(
             if per_service and room <= 0:
                 cut = True
             else:
-                checks, skipped, more = _tcp_checks(service, inventory, ps, until, room)
+                refused: list[str] = []
+                checks, skipped, more = _tcp_checks(service, inventory, ps, until, room, refused)
                 not_probed += skipped
+                if refused:
+                    capped["address_policy"] += 1
                 cut = cut or more
         capped["checks_per_service"] += cut
         if per_sweep and len(dns) + len(tcp) + len(mine) + len(checks) > per_sweep:

@@ -114,6 +114,9 @@ def plan_settings(s: settings_mod.Settings) -> planner.PlanSettings:
         max_ports_per_service=s.limits.ports_per_service,
         max_checks_per_sweep=s.limits.checks_per_sweep,
         max_answer_records=s.limits.answer_records,
+        tcp_deny=settings_mod.tcp_networks(s)[0],
+        tcp_allow=settings_mod.tcp_networks(s)[1],
+        own_endpoint=(s.pod_ip, settings_mod.parse_listen(s.listen)[1]) if s.pod_ip else None,
     )
 
 

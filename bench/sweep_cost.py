@@ -124,6 +124,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
         "dns.forms": ["short", "namespace", "svc", "fqdn"], "dns.query_budget_per_second": 10_000_000.0,
         "dns.query_budget_burst": 1_000_000, "dns.timeout_seconds": 2.0, "dns.attempts": 2,
         "tcp.timeout_seconds": 2.0, "listen": "127.0.0.1:0", "pod_ip": "", "sharding.peers_service": "",
+        "tcp.deny_cidrs": [],  # the listeners are on loopback, denied by default
     })
     health = Health(inventory_services=len(inventory), inventory_endpoints=inventory.endpoint_count(),
                     inventory_synced=True)

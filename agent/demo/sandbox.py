@@ -96,6 +96,8 @@ def settings_for(dns_address: tuple[str, int], *, inventory_file: str, listen: s
         "scheduler.interval_seconds": interval,
         "shutdown.drain_seconds": 0.0,
         "listen": listen,
+        # The demo's backends live on loopback, which tcp.deny_cidrs refuses by default.
+        "tcp.deny_cidrs": (),
     })
 
 
@@ -142,7 +144,8 @@ svcprobe demo is running: a small shop on loopback, some of it broken on purpose
   metrics         {base}/metrics
   results (JSON)  {base}/api/v1/results?failing=true
   one Service     {base}/debug/probe?service=shop/search
-  one-shot report svcprobe check --inventory {inventory_file} --nameserver {ns}
+  one-shot report SVCPROBE_TCP_DENY_CIDRS= svcprobe check --inventory {inventory_file} --nameserver {ns}
+                  (the empty deny list lets it connect to the demo's loopback backends)
 Broken on purpose: shop/search (wrong DNS answer), shop/reviews (missing DNS record),
 shop/checkout (dead endpoint). shop/legacy has no ready endpoint: expected, no alarm.
 {f"Stops after {duration:g}s." if duration else "Ctrl-C stops it."}

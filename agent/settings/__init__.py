@@ -18,6 +18,7 @@ from agent.settings.load import (
     reference_markdown,
     service_ref,
     service_refs,
+    tcp_networks,
 )
 from agent.settings.schema import (
     ENV_PREFIX,
@@ -69,5 +70,5 @@ __all__ = [
     "parse_nameserver",
     "reference_markdown",
     "service_ref",
-    "service_refs",
+    "service_refs", "tcp_networks",
 ]

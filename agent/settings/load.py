@@ -254,7 +254,8 @@ def load(
         _check_domain(s, "dns.search") for s in values.get(("dns", "search"), ()))
     parse_listen(values.get(("listen",), known[("listen",)].default))
     settings: Settings = _build(Settings, values)
-    # The text formats read later (selector, references, NodeLocal address): fail now.
+    # The text formats read later (selector, references, NodeLocal address, CIDRs): fail now.
+    tcp_networks(settings)
     label_selector(settings)
     service_refs(settings)
     nodelocal_address(settings)
@@ -263,6 +264,23 @@ def load(
 
 def nameserver_addresses(settings: Settings) -> list[tuple[str, int]]:
     return [parse_nameserver(ns) for ns in settings.dns.nameservers]
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def tcp_networks(settings: Settings) -> tuple[tuple[IPNetwork, ...], tuple[IPNetwork, ...]]:
+    """(denied, allowed) address ranges of TCP probes."""
+    out: list[tuple[IPNetwork, ...]] = []
+    for key, texts in (("tcp.deny_cidrs", settings.tcp.deny_cidrs), ("tcp.allow_cidrs", settings.tcp.allow_cidrs)):
+        nets = []
+        for text in texts:
+            try:
+                nets.append(ipaddress.ip_network(text.strip(), strict=False))
+            except ValueError:
+                raise ConfigError(f"{key}: {text!r} is not an address range (CIDR)") from None
+        out.append(tuple(nets))
+    return out[0], out[1]
 
 
 def label_selector(settings: Settings) -> tuple[selectors.Requirement, ...]:
@@ -313,6 +331,10 @@ def nodelocal_address(settings: Settings) -> tuple[str, int] | None:
     return None
 
 
+def _plain_yaml(text: str) -> bool:
+    return bool(text) and ":" not in text and text[0] not in "[]{}&*!|>'\"%@`#,?-"
+
+
 def reference_markdown() -> str:
     """The configuration reference (docs/configuration.md)."""
     lines = [
@@ -327,8 +349,8 @@ def reference_markdown() -> str:
     ]
     for leaf in leaves():
         default = leaf.default
-        if isinstance(default, tuple):
-            default = "[" + ", ".join(default) + "]"
+        if isinstance(default, tuple):  # as YAML flow, quoted where YAML needs it (IPv6 ranges)
+            default = "[" + ", ".join(v if _plain_yaml(v) else f'"{v}"' for v in default) + "]"
         elif isinstance(default, bool):
             default = str(default).lower()
         shown = f"`{default}`" if default != "" else '`""`'

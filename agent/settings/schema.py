@@ -136,6 +136,16 @@ class PathSettings:
 class TcpSettings:
     enabled: bool = f(True, "TCP-probe ClusterIPs and ready endpoints.")
     timeout_seconds: float = f(2.0, "Connect timeout.", min=0.01, max=60)
+    deny_cidrs: tuple[str, ...] = f(
+        ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "::/128", "::1/128", "fe80::/10",
+         "ff00::/8"),
+        "Addresses never connected to (ClusterIPs and endpoints), IPv4-mapped IPv6 forms included. "
+        "The default is what Kubernetes refuses in EndpointSlices (unspecified, loopback, link-local, "
+        "multicast): such an address can only come from a static file, a proxy or a broken API. "
+        "Add the node, metadata and infrastructure ranges of your network so that a Service cannot "
+        "point the agents at them (see SECURITY.md). The agent's own pod IP and port are never probed.")
+    allow_cidrs: tuple[str, ...] = f((), "When not empty, only addresses in these ranges are connected to "
+                                     "(e.g. the cluster's Service and pod CIDRs).")
     max_endpoints_per_service: int = f(0, "Probe at most this many ready endpoint addresses per "
                                        "Service (0: all).", min=0)
 

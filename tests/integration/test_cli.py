@@ -24,12 +24,15 @@ from agent.demo.dnsserver import DnsServer
 SVCPROBE = [sys.executable, "-m", "agent"]
 # Never let a test fall back to the machine's resolver or its SVCPROBE_* settings.
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SVCPROBE_")}
+# The demo's backends are on loopback, which tcp.deny_cidrs refuses by default: allow it, as the
+# demo's own one-shot command line does.
+CLI_ENV = {**CLEAN_ENV, "SVCPROBE_TCP_DENY_CIDRS": ""}
 
 
 async def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         *SVCPROBE, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**CLEAN_ENV, **(env or {})})
+        env={**CLI_ENV, **(env or {})})
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -235,7 +238,7 @@ async def test_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path, demo_dns:
     proc = await asyncio.create_subprocess_exec(
         *SVCPROBE, "run", "--config", str(cfg), "--inventory", demo_dns.inventory,
         "--nameserver", ns_arg(demo_dns), "--listen", f"127.0.0.1:{port}",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=CLEAN_ENV)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=CLI_ENV)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -93,6 +93,7 @@ def agent_settings(nameserver: str, inventory_file: Path, **overrides: Any) -> s
         "scheduler.interval_seconds": 1.0,
         "shutdown.drain_seconds": 0.0,
         "listen": "127.0.0.1:0",
+        "tcp.deny_cidrs": (),  # the backends are on loopback, which is denied by default
     }
     values.update(overrides)
     return settings_mod.load(overrides=values)

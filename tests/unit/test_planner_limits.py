@@ -86,3 +86,54 @@ def test_a_headless_service_too_big_for_one_dns_message_has_no_dns_checks() -> N
     assert {c.service for c in p.dns} == {"small"}
     assert len([c for c in p.tcp if c.service == "db"]) == 300  # still connected to
     assert p.capped == {"answer_records": 1}
+
+
+# ---------------------------------------------------------------------- who the agent connects to
+
+def policy_settings(**overrides: object) -> planner.PlanSettings:
+    from agent import runner, settings
+
+    s = settings.load(overrides={"dns.nameservers": ("198.18.0.53",), "pod_ip": "198.18.5.5",
+                                 "listen": "0.0.0.0:9142", **overrides})
+    return runner.plan_settings(s)
+
+
+FORBIDDEN = ["0.0.0.0", "127.0.0.1", "169.254.169.254", "224.0.0.1", "::1", "fe80::1", "ff02::1",
+             "::ffff:127.0.0.1", "::ffff:169.254.169.254"]
+
+
+def test_addresses_kubernetes_forbids_in_endpointslices_are_never_connected_to_by_default() -> None:
+    eps = [endpoint(a) for a in FORBIDDEN if ":" not in a]
+    eps6 = [endpoint(a) for a in FORBIDDEN if ":" in a]
+    inv = model.Inventory(
+        [service("web", cluster_ips=("169.254.169.254",), ports=(("http", "TCP", 80),)),
+         service("agents", ports=(("metrics", "TCP", 9142),))],
+        [endpoint_slice("web-4", *eps, ports=(("http", "TCP", 80),)),
+         endpoint_slice("web-6", *eps6, address_type="IPv6", ports=(("http", "TCP", 80),)),
+         endpoint_slice("agents-1", endpoint("198.18.5.5"), endpoint("198.18.5.6"), service="agents",
+                        ports=(("metrics", "TCP", 9142),))])
+    p = planner.plan(inv, policy_settings())
+    assert [(c.service, c.address) for c in p.tcp if c.service == "web"] == []
+    # The agent's own pod IP and port are left out; a peer's are probed.
+    assert [(c.path, c.address) for c in p.tcp if c.service == "agents"] == [
+        ("cluster_ip", "198.18.0.10"), ("endpoint", "198.18.5.6")]
+    assert p.capped == {"address_policy": 2}
+    # Nothing is skipped once the operator says so (the demo, whose backends are on loopback).
+    open_plan = planner.plan(inv, policy_settings(**{"tcp.deny_cidrs": (), "pod_ip": ""}))
+    assert len([c for c in open_plan.tcp if c.service == "web"]) == 1 + len(FORBIDDEN)
+
+
+def test_allow_cidrs_limit_connects_to_those_ranges() -> None:
+    inv = model.Inventory([service("web", cluster_ips=("198.18.0.10",))],
+                          [endpoint_slice("web-1", endpoint("198.18.1.1"), endpoint("198.19.1.1"))])
+    p = planner.plan(inv, policy_settings(**{"tcp.allow_cidrs": ("198.18.0.0/16",)}))
+    assert sorted(c.address for c in p.tcp) == ["198.18.0.10", "198.18.1.1"]
+
+
+def test_a_bad_cidr_is_a_configuration_error_naming_the_key() -> None:
+    import pytest
+
+    from agent import settings
+
+    with pytest.raises(settings.ConfigError, match=r"tcp\.deny_cidrs: '10\.0\.0\.0/33' is not an address range"):
+        settings.load(overrides={"dns.nameservers": ("198.18.0.53",), "tcp.deny_cidrs": ("10.0.0.0/33",)})
