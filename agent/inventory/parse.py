@@ -115,8 +115,7 @@ def _metadata(r: _Reader, obj: Mapping[str, Any]) -> tuple[str, str, Mapping[str
 
 
 def _string_map(r: _Reader, value: Any, field: str) -> dict[str, str]:
-    m = r.mapping(value, field)
-    return {str(k): str(v) for k, v in m.items()}
+    return _kept(r, value, field, lambda k: True)
 
 
 # The agent reads only its own annotations (svcprobe.io/ignore, skip-dns, skip-tcp): the rest,
@@ -125,8 +124,17 @@ ANNOTATION_PREFIX = "svcprobe.io/"
 
 
 def _kept(r: _Reader, value: Any, field: str, keep: Callable[[str], bool]) -> dict[str, str]:
+    """A string-to-string map (labels, annotations), as the API requires it; only the keys
+    `keep` wants are kept, but every entry is checked."""
     m = r.mapping(value, field)
-    return {str(k): str(v) for k, v in m.items() if keep(str(k))}
+    out: dict[str, str] = {}
+    for k, v in m.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            wrong = k if not isinstance(k, str) else v
+            raise r.fail(f"{field}[{str(k)[:60]}]", f"keys and values must be strings, not {type(wrong).__name__}")
+        if keep(k):
+            out[k] = v
+    return out
 
 
 def _own_annotation(key: str) -> bool:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agent.checks import CheckResult, DnsCheck, TcpCheck
+from agent.checks import CheckResult, DnsCheck, DnsResult, TcpCheck, TcpResult
 from agent.planner import Plan
 from agent.results import ResultStore, SweepStats
 from agent.scheduler.protocol import Prober
@@ -32,6 +32,13 @@ from agent.scheduler.schedstat import CpuWaitMeter
 
 log = logging.getLogger(__name__)
 Check = DnsCheck | TcpCheck
+
+
+def internal_error(check: Check, exc: BaseException | None) -> CheckResult:
+    """The result of a check that failed inside the agent: reported as `error`, never lost."""
+    what = f"{type(exc).__name__}: {str(exc)[:200]}" if exc is not None else "its result could not be made"
+    result = DnsResult.ERROR if isinstance(check, DnsCheck) else TcpResult.ERROR
+    return CheckResult(check, result, 0.0, time.time(), detail=f"internal error (see the agent's log): {what}")
 
 
 class LoopLagMonitor:
@@ -118,9 +125,12 @@ class Scheduler:
 
         async def one(check: Check) -> None:
             try:
-                self._record(await self.prober.run(check), on_result)
-            except Exception:  # a probe bug must not end the sweep
+                result = await self.prober.run(check)
+            except Exception as exc:  # a probe bug must not end the sweep, nor lose the check
                 log.exception("check %s failed unexpectedly", check.key)
+                result = internal_error(check, exc)
+            try:
+                self._record(result, on_result)
             finally:
                 slots.release()
 
@@ -176,17 +186,21 @@ class _Submitted:
         run = _Run(self, check)
         try:
             run.handle = self.scheduler.prober.submit(check, run.done)
-        except Exception:  # a probe bug must not end the sweep
+        except Exception as exc:  # a probe bug must not end the sweep, nor lose the check
             log.exception("check %s failed unexpectedly", check.key)
-            self.slots.release()
+            try:
+                self.scheduler._record(internal_error(check, exc), self.on_result)
+            finally:
+                self.slots.release()
             return
         self.running.add(run)
 
     def finished(self, run: _Run, result: CheckResult | None) -> None:
         self.running.discard(run)
         try:
-            if result is not None:
-                self.scheduler._record(result, self.on_result)
+            if result is None:  # the prober could not make one (logged there): still a result
+                result = internal_error(run.check, None)
+            self.scheduler._record(result, self.on_result)
         except Exception:
             log.exception("check %s failed unexpectedly", run.check.key)
         finally:

@@ -149,9 +149,15 @@ async def test_a_crashing_probe_does_not_end_the_sweep() -> None:
             return await super().run(check)
 
     sched, store, _ = make(Flaky())
-    stats = await sched.sweep(plan(["a", "boom", "c"]), window=0)
-    assert stats.checks == 3
-    assert {r.check.service for r in store.snapshot()} == {"a", "c"}
+    tcp = TcpCheck("ns", "boom", "endpoint", "127.0.0.1", 9, "ipv4", "http")
+    stats = await sched.sweep(Plan(plan(["a", "boom", "c"]).dns, (tcp,), 0), window=0)
+    assert stats.checks == 4
+    # No check disappears: the ones whose probe crashed are reported as errors.
+    by_kind = {(r.check.service, r.check.kind): r for r in store.snapshot()}
+    assert set(by_kind) == {("a", "dns"), ("boom", "dns"), ("c", "dns"), ("boom", "tcp")}
+    assert by_kind[("boom", "dns")].result == "error" and not by_kind[("boom", "dns")].passing
+    assert by_kind[("boom", "tcp")].result == "error"
+    assert "internal error" in by_kind[("boom", "tcp")].detail and "probe bug" in by_kind[("boom", "tcp")].detail
 
 
 async def test_overrunning_sweep_reports_lag() -> None:

@@ -172,4 +172,7 @@ async def test_a_probe_bug_in_judging_does_not_hang_the_sweep(server: DnsServer,
     sched, store, _ = make(prober, concurrency=1)
     stats = await sched.sweep(Plan(tuple(dns_check(i, server.address) for i in range(3)), (), 0), window=0)
     assert stats.checks == 3
-    assert {r.check.service for r in store.snapshot()} == {"s0", "s2"}
+    results = {r.check.service: r for r in store.snapshot()}
+    assert set(results) == {"s0", "s1", "s2"}  # none lost: the one that could not be judged is an error
+    assert results["s1"].result == "error" and "internal error" in results["s1"].detail
+    assert results["s0"].result == results["s2"].result == "ok"

@@ -57,7 +57,7 @@ def test_service_fields_read_from_a_full_object() -> None:
         publishNotReadyAddresses=True,
     )
     obj["metadata"]["labels"] = {"k8s-app": "kube-dns"}
-    obj["metadata"]["annotations"] = {"prometheus.io/port": "9153", "svcprobe.io/skip-tcp": True,
+    obj["metadata"]["annotations"] = {"prometheus.io/port": "9153", "svcprobe.io/skip-tcp": "true",
                                       "kubectl.kubernetes.io/last-applied-configuration": "{" * 1000}
     obj["status"] = {"loadBalancer": {}}
     svc = parse.parse_service(obj)
@@ -71,9 +71,8 @@ def test_service_fields_read_from_a_full_object() -> None:
     )
     assert svc.publish_not_ready is True
     assert svc.labels == {"k8s-app": "kube-dns"}
-    # Only the agent's own annotations are kept (a non-string value as text); others can be
-    # 256 KiB each and nothing reads them.
-    assert svc.annotations == {"svcprobe.io/skip-tcp": "True"}
+    # Only the agent's own annotations are kept; others can be 256 KiB each and nothing reads them.
+    assert svc.annotations == {"svcprobe.io/skip-tcp": "true"}
     assert parse.parse_service(obj, label_keys=frozenset({"tier"})).labels == {}
     assert parse.parse_service(obj, label_keys=frozenset({"k8s-app"})).labels == {"k8s-app": "kube-dns"}
 
@@ -244,6 +243,10 @@ SERVICE_ERRORS = [
     pytest.param(_set("metadata.namespace", "Shop!"), "Shop!/web", "metadata.namespace", "DNS label",
                  id="namespace-not-dns-label"),
     pytest.param(_set("metadata.labels", ["a"]), "shop/web", "metadata.labels", "mapping", id="labels-not-mapping"),
+    pytest.param(_set("metadata.labels", {"tier": 3}), "shop/web", "metadata.labels[tier]", "must be strings, not int",
+                 id="label-value-not-string"),
+    pytest.param(_set("metadata.annotations", {"note": {"deep": 1}}), "shop/web", "metadata.annotations[note]",
+                 "must be strings, not dict", id="annotation-value-not-string"),
     pytest.param(_set("spec", ...), "shop/web", "spec", "required", id="missing-spec"),
     pytest.param(_set("spec.type", "Bogus"), "shop/web", "spec.type", "'Bogus'", id="unknown-type"),
     pytest.param(_set("spec.clusterIPs", ["198.18.0.10", "10.0.0.300"]), "shop/web", "spec.clusterIPs[1]",
