@@ -390,3 +390,82 @@ async def test_big_annotations_are_not_kept(tmp_path: Path) -> None:
     assert dict(svc.labels) == {"tier": "web"}
     print(f"\n[annotations] {n} Services x {size // 1024} KiB: {kept / 2**20:.1f} MiB held by the agent's code")
     assert kept < 10 * 2**20
+
+
+# ---------------------------------------------------------------------- through `svcprobe check`
+
+async def check_json(path: Path, env: dict[str, str], *, timeout: float = 120) -> tuple[int, dict[str, Any], str]:
+    cap = [p, f"--as={2 * 2**30}", "--"] if (p := shutil.which("prlimit")) else []
+    proc = await asyncio.create_subprocess_exec(
+        *cap, sys.executable, "-m", "agent", "check", "--inventory", str(path), "--nameserver", "127.0.0.1:9",
+        "--output", "json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**CLEAN_ENV, "SVCPROBE_DNS_TIMEOUT_SECONDS": "0.2", **env})
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, json.loads(out) if out.strip() else {}, err.decode()
+
+
+async def test_a_port_name_the_api_would_reject_still_gives_every_check_a_result(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    svc = service("shop", "web", cluster_ip="198.18.0.1", ports=(("p" * 64, 80),))
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [svc]}))
+    code, report, err = await check_json(path, {"SVCPROBE_TCP_ENABLED": "false"})
+    assert code == 1, err  # failing (nothing answers DNS here), not "ok" with a check missing
+    results = report["results"]
+    assert len(results) == 9  # 4 forms x A/AAAA + SRV: none dropped
+    srv = next(r for r in results if r["qtype"] == "SRV")
+    assert srv["result"] == "error" and "cannot be asked" in srv["detail"]
+
+
+async def test_forbidden_addresses_are_never_connected_to(tmp_path: Path) -> None:
+    import socket
+
+    listener = socket.socket(socket.AF_INET6)
+    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # takes ::ffff:127.0.0.1 too
+    listener.bind(("::", 0))
+    listener.listen(64)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    path = tmp_path / "inventory.yaml"
+    svc = service("shop", "web", cluster_ip="127.0.0.1", ports=(("http", port),))
+    v4 = endpoint_slice("shop", "web-4", "web", ["127.0.0.1", "0.0.0.0", "169.254.169.254", "224.0.0.1"], port=port)
+    v6 = endpoint_slice("shop", "web-6", "web", ["::ffff:127.0.0.1", "::1"], port=port, address_type="IPv6")
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [svc, v4, v6]}))
+    try:
+        code, report, err = await check_json(path, {"SVCPROBE_DNS_FORMS": "fqdn"})
+        accepted = 0
+        try:
+            while listener.accept():
+                accepted += 1
+        except BlockingIOError:
+            pass
+    finally:
+        listener.close()
+    assert [r for r in report["results"] if r["check"] == "tcp"] == []
+    assert accepted == 0, "the agent connected to a forbidden address"
+    assert code == 1, err  # its DNS checks fail here (nothing answers): the policy only skips TCP
+
+
+async def test_a_slice_at_the_api_limits_is_checked_within_bounds(tmp_path: Path) -> None:
+    # 1,000 endpoints x 20 addresses x 100 ports (4,000,000 checks and 851 MiB before the limits),
+    # on loopback addresses where nothing listens (refused at once).
+    addrs = [f"127.{90 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}" for i in range(20_000)]
+    eps = [{"addresses": addrs[i * 20:(i + 1) * 20], "conditions": {"ready": True}} for i in range(1000)]
+    ports = [{"name": f"p{i}", "protocol": "TCP", "port": 20000 + i} for i in range(100)]
+    svc = service("shop", "big", cluster_ip="198.18.0.1", ports=[(f"p{i}", 20000 + i) for i in range(100)])
+    svc["spec"]["clusterIP"] = svc["spec"]["clusterIPs"][0] = "127.0.0.2"
+    slice_ = endpoint_slice("shop", "big-1", "big", [])
+    slice_.update(endpoints=eps, ports=ports)
+    path = tmp_path / "inventory.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [svc, slice_]}))
+    t0 = time.monotonic()
+    code, report, err = await check_json(path, {"SVCPROBE_TCP_DENY_CIDRS": "", "SVCPROBE_DNS_FORMS": "fqdn",
+                                               "SVCPROBE_TCP_TIMEOUT_SECONDS": "0.5"})
+    print(f"\n[API limits] exit {code}, {len(report.get('results', []))} results in {time.monotonic() - t0:.1f}s")
+    assert code == 1, err
+    results = report["results"]
+    assert len(results) == 500  # limits.checks_per_service
+    endpoints = [r for r in results if r.get("path") == "endpoint" and r["check"] == "tcp"]
+    assert len({r["address"] for r in endpoints}) * 32 >= len(endpoints)  # at most 32 ports each
+    firsts = {addrs[i * 20] for i in range(1000)}
+    assert {r["address"] for r in endpoints} <= firsts  # an endpoint's first address only
