@@ -41,6 +41,8 @@ Sleep = Callable[[float], Awaitable[None]]
 
 MAX_EVENT_BYTES = 4 * 2**20  # default cap on one watch event (kubernetes.max_event_bytes)
 MAX_LIST_PAGES = 2_000  # default cap on the pages of one list (kubernetes.max_list_pages)
+# A list page is read whole: at most this many bytes (kubernetes.max_event_bytes x 8).
+PAGE_BYTES_PER_EVENT_BYTES = 8
 MAX_ERROR_BODY = 64 * 2**10
 MAX_RETRY_AFTER = 300.0
 YIELD_EVERY = 64  # list items parsed between two returns to the event loop
@@ -171,6 +173,22 @@ class ApiError(Exception):
 
 class StreamError(Exception):
     """A response body that is not what the API sends (not JSON, wrong shape)."""
+
+
+async def read_capped(content: aiohttp.StreamReader, limit: int, read_timeout: float) -> bytes | None:
+    """The whole body, or None when it is longer than `limit` bytes (the rest is not read).
+    Each wait for data is bounded by `read_timeout` (TimeoutError)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        async with asyncio.timeout(read_timeout):
+            chunk = await content.readany()
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -373,6 +391,7 @@ class Reflector:
         self.kind = kind
         self.parse = parse or kind.parse
         self.max_event_bytes = max_event_bytes
+        self.max_page_bytes = max_event_bytes * PAGE_BYTES_PER_EVENT_BYTES
         self.max_pages = max_pages
         self.client = client
         self.health = health
@@ -474,7 +493,13 @@ class Reflector:
                     error = await api_error(resp)
                     clean = True
                     raise error
-                body = await resp.read()
+                body = await read_capped(resp.content, self.max_page_bytes, self.read_timeout)
+                if body is None:  # too large: the connection is dropped, the rest is not read
+                    self._smaller_pages()
+                    seen.clear()
+                    tokens.clear()
+                    token, pages = None, 0
+                    continue
                 clean = True
             finally:
                 finish(resp, clean=clean)
@@ -525,6 +550,18 @@ class Reflector:
             self.synced = True
             self.on_synced()
         self.on_change()
+
+    def _smaller_pages(self) -> None:
+        """A list page was over max_page_bytes: ask for smaller pages from now on (halving
+        down to one object a page; the caller starts the list again). One object larger than
+        the cap is an invalid response, as a watch event would be."""
+        if self.page_size <= 1:
+            raise StreamError(f"one {self.kind.kind} is larger than {self.max_page_bytes} bytes "
+                              "(kubernetes.max_event_bytes x 8)")
+        self.page_size = max(1, self.page_size // 2)
+        self.health.note_relist(self.kind.name)
+        log.warning("%s: a list page exceeded %d bytes; listing again %d objects a page",
+                    self.kind.name, self.max_page_bytes, self.page_size)
 
     # -- watch
 

@@ -89,7 +89,8 @@ class KubernetesSettings:
     max_event_bytes: int = f(4 * 2**20, "Longest watch event accepted, in bytes (the API server "
                              "stores objects of at most about 1.5 MiB). A longer one ends the watch "
                              "as `invalid` (svcprobe_watch_restarts_total) and is retried with backoff, "
-                             "so memory stays bounded whatever a server or proxy sends.",
+                             "so memory stays bounded whatever a server or proxy sends. A list page may "
+                             "be 8 times this; a larger one is asked for again in smaller pages.",
                              min=65536, max=256 * 2**20)
     max_list_pages: int = f(2000, "Most pages one list may take (at `page_size` objects each). A list "
                             "that goes on longer, or whose continue token comes back, is abandoned "

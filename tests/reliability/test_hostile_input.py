@@ -59,7 +59,8 @@ class NoSleep:
 
 async def start_source(server: str, tmp_path: Path, health: Health,
                        **kwargs: Any) -> tuple[KubeSource, asyncio.Task[None]]:
-    src = KubeSource(health, kubeconfig=str(kubeconfig(tmp_path / "kubeconfig", server)), page_size=2,
+    kwargs.setdefault("page_size", 2)
+    src = KubeSource(health, kubeconfig=str(kubeconfig(tmp_path / "kubeconfig", server)),
                      publish_interval=0.05, backoff_initial=0.05, rng=random.Random(3), sleep=NoSleep(), **kwargs)
     await src.connect()
     return src, asyncio.create_task(src.run(), name="test-discovery")
@@ -469,3 +470,29 @@ async def test_a_slice_at_the_api_limits_is_checked_within_bounds(tmp_path: Path
     assert len({r["address"] for r in endpoints}) * 32 >= len(endpoints)  # at most 32 ports each
     firsts = {addrs[i * 20] for i in range(1000)}
     assert {r["address"] for r in endpoints} <= firsts  # an endpoint's first address only
+
+
+async def test_list_pages_too_large_are_asked_for_again_in_smaller_pages(tmp_path: Path) -> None:
+    async with FakeKubeAPI(token="t") as server:
+        server.put_many("services", [service("shop", f"s{i}", cluster_ip=f"198.18.0.{i + 1}",
+                                             annotations={"note": "x" * 100_000}) for i in range(20)])
+        health = Health()
+        # Pages are capped at 8 x max_event_bytes = 512 KiB; 20 objects of 100 KB do not fit.
+        src, task = await start_source(server.url, tmp_path, health, max_event_bytes=65536, page_size=20)
+        assert await src.wait_synced(30), src.last_error
+        assert len(src.inventory.services) == 20
+        assert src.services.page_size <= 5
+        list_pages = server.requests_for("services", "list")
+        await stop(task)
+    print(f"\n[page cap] {len(list_pages)} list requests, page size now {src.services.page_size}")
+
+
+async def test_an_object_larger_than_the_page_cap_is_reported(tmp_path: Path) -> None:
+    async with FakeKubeAPI(token="t") as server:
+        server.put("services", service("shop", "huge", cluster_ip="198.18.0.1", annotations={"note": "x" * 600_000}))
+        health = Health()
+        src, task = await start_source(server.url, tmp_path, health, max_event_bytes=65536)
+        await eventually(lambda: health.watch_restarts.get(("services", "invalid"), 0) >= 2, "invalid lists")
+        assert not src.synced
+        assert "one Service is larger than 524288 bytes" in src.last_error
+        await stop(task)
