@@ -175,14 +175,19 @@ class StreamError(Exception):
     """A response body that is not what the API sends (not JSON, wrong shape)."""
 
 
+async def _next_chunk(content: aiohttp.StreamReader, read_timeout: float) -> bytes:
+    """The next piece of a body (b"" at its end), within `read_timeout` (TimeoutError): a
+    connection that stays open but sends nothing cannot hang the caller."""
+    async with asyncio.timeout(read_timeout):
+        return await content.readany()
+
+
 async def read_capped(content: aiohttp.StreamReader, limit: int, read_timeout: float) -> bytes | None:
-    """The whole body, or None when it is longer than `limit` bytes (the rest is not read).
-    Each wait for data is bounded by `read_timeout` (TimeoutError)."""
+    """The whole body, or None when it is longer than `limit` bytes (the rest is not read)."""
     chunks: list[bytes] = []
     size = 0
     while True:
-        async with asyncio.timeout(read_timeout):
-            chunk = await content.readany()
+        chunk = await _next_chunk(content, read_timeout)
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)
@@ -308,8 +313,7 @@ async def iter_lines(content: aiohttp.StreamReader, read_timeout: float,
     pending: list[bytes] = []
     pending_len = 0
     while True:
-        async with asyncio.timeout(read_timeout):
-            chunk = await content.readany()
+        chunk = await _next_chunk(content, read_timeout)
         if not chunk:
             break
         if b"\n" not in chunk:

@@ -25,7 +25,7 @@ from agent.discovery.client import ConnectionSpec, DiscoveryConfigError
 from agent.discovery.kube import KubeSource
 from agent.discovery.listwatch import StreamError, iter_list_items
 from agent.health import Health
-from tests.support.kubeapi import FakeKubeAPI, endpoint_slice, service
+from tests.support.kubeapi import FakeKubeAPI, RecordingSleep, endpoint_slice, service
 
 TOKEN = "tok-3f9a1c77e2d84b55"
 
@@ -33,15 +33,7 @@ TOKEN = "tok-3f9a1c77e2d84b55"
 # ---------------------------------------------------------------------- helpers
 
 
-class Sleeps:
-    """Injected sleep: records every backoff delay, then yields briefly."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        await asyncio.sleep(0.01)
+Sleeps = RecordingSleep
 
 
 async def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 15.0) -> None:

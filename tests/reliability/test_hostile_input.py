@@ -27,7 +27,7 @@ from agent.discovery.kube import KubeSource
 from agent.discovery.static import StaticSource
 from agent.health import Health
 from agent.probes.dns import DnsEngine
-from tests.support.kubeapi import FakeKubeAPI, endpoint_slice, service
+from tests.support.kubeapi import FakeKubeAPI, RecordingSleep, endpoint_slice, service
 
 pytestmark = pytest.mark.reliability
 
@@ -46,22 +46,12 @@ def kubeconfig(path: Path, server: str) -> Path:
     return path
 
 
-class NoSleep:
-    """Backoff without waiting, so a test sees many retries quickly (delays are recorded)."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        await asyncio.sleep(0.01)
-
-
 async def start_source(server: str, tmp_path: Path, health: Health,
                        **kwargs: Any) -> tuple[KubeSource, asyncio.Task[None]]:
     kwargs.setdefault("page_size", 2)
     src = KubeSource(health, kubeconfig=str(kubeconfig(tmp_path / "kubeconfig", server)),
-                     publish_interval=0.05, backoff_initial=0.05, rng=random.Random(3), sleep=NoSleep(), **kwargs)
+                     publish_interval=0.05, backoff_initial=0.05, rng=random.Random(3), sleep=RecordingSleep(),
+                     **kwargs)
     await src.connect()
     return src, asyncio.create_task(src.run(), name="test-discovery")
 

@@ -547,3 +547,15 @@ def endpoint_slice(namespace: str, name: str, service_name: str, addresses: Iter
         "endpoints": eps,
         "ports": [{"name": port_name, "protocol": "TCP", "port": port}],
     }
+
+
+class RecordingSleep:
+    """A `sleep` for KubeSource's backoff: records each delay, then yields only briefly, so
+    a test sees many retries quickly."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        await asyncio.sleep(0.01)

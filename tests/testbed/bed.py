@@ -185,17 +185,6 @@ class TestBed:
     def _start(self, name: str, netns_name: str, argv: Sequence[str]) -> subprocess.Popen:
         return self.processes.start(name, netns_name, argv)
 
-    def _wait(
-        self,
-        what: str,
-        probe: Callable[[], Any],
-        *,
-        timeout: float,
-        interval: float = 0.5,
-        proc: str | None = None,
-    ) -> Any:
-        return self.processes.wait(what, probe, timeout=timeout, interval=interval, proc=proc)
-
     def stop_process(self, name: str, *, timeout: float = 10, sig: int = signal.SIGTERM) -> None:
         """Stops a process started by this bed (also one started by another TestBed instance)."""
         self.processes.stop(name, timeout=timeout, sig=sig)
@@ -285,7 +274,7 @@ class TestBed:
             self._add_netns(self.dns_netns(r), self.dns_ip(r), f"vd{r}", NO_RESOLVER)
 
         self._start("etcd", self.cp_netns, components.etcd_argv(self.workdir / "etcd"))
-        self._wait("etcd /health", lambda: components.etcd_healthy(self.cp_netns), timeout=60,
+        self.processes.wait("etcd /health", lambda: components.etcd_healthy(self.cp_netns), timeout=60,
                    proc="etcd")
         self.start_apiserver(timeout=timeout)
         self._bootstrap()
@@ -301,7 +290,7 @@ class TestBed:
     def _bootstrap(self) -> None:
         # The bootstrap RBAC (system:node-proxier for kube-proxy) is created asynchronously by the
         # apiserver's post-start hook; /readyz covers it, but be explicit.
-        self._wait("bootstrap ClusterRoleBinding system:node-proxier",
+        self.processes.wait("bootstrap ClusterRoleBinding system:node-proxier",
                    lambda: self.kubectl("get", "clusterrolebinding", "system:node-proxier",
                                         check=False).returncode == 0, timeout=60)
         self.apply(objects.bootstrap_manifests(self.nodes.values(), self.dns_replicas))
@@ -312,7 +301,7 @@ class TestBed:
     # ------------------------------------------------------------------ kube-apiserver
     def start_apiserver(self, *, timeout: float = 240) -> None:
         self._start("kube-apiserver", self.cp_netns, components.apiserver_argv(self.pki))
-        self._wait("kube-apiserver /readyz", lambda: components.apiserver_ready(self.kubectl),
+        self.processes.wait("kube-apiserver /readyz", lambda: components.apiserver_ready(self.kubectl),
                    timeout=timeout, interval=1, proc="kube-apiserver")
 
     def stop_apiserver(self, *, grace: float = 5) -> None:
@@ -347,7 +336,7 @@ class TestBed:
             self._wait_coredns(replica)
 
     def _wait_coredns(self, replica: int) -> None:
-        self._wait(f"CoreDNS replica {replica} /ready",
+        self.processes.wait(f"CoreDNS replica {replica} /ready",
                    lambda: components.coredns_ready(self.dns_netns(replica)),
                    timeout=60, proc=f"coredns-{replica}")
 
@@ -373,7 +362,7 @@ class TestBed:
         return components.proxy_rules(self.node(node).netns, self.proxy_mode)
 
     def _wait_kube_proxy(self, node: str, *, needle: str = KUBE_DNS_IP) -> None:
-        self._wait(f"kube-proxy rules on {node} (for {needle})",
+        self.processes.wait(f"kube-proxy rules on {node} (for {needle})",
                    lambda: needle in self.proxy_rules(node), timeout=90,
                    proc=f"kube-proxy-{node}")
 
@@ -390,7 +379,7 @@ class TestBed:
             rules = self.proxy_rules(node)
             return all(n in rules for n in needles)
 
-        self._wait(f"kube-proxy rules for {' '.join(needles)} on {node}", programmed,
+        self.processes.wait(f"kube-proxy rules for {' '.join(needles)} on {node}", programmed,
                    timeout=timeout, proc=f"kube-proxy-{node}")
 
     def stop_kube_proxy(self, node: str) -> None:
@@ -493,7 +482,7 @@ class TestBed:
         ready.unlink(missing_ok=True)
         self._start(f"backend-{name}", b.netns,
                     components.backend_argv(self.workdir / "backend.py", b, ready))
-        self._wait(f"backend {name} listening", ready.exists, timeout=20, interval=0.1,
+        self.processes.wait(f"backend {name} listening", ready.exists, timeout=20, interval=0.1,
                    proc=f"backend-{name}")
         b.running = True
         return b
@@ -549,7 +538,7 @@ class TestBed:
             if not self.process_running(f"coredns-{r}"):
                 continue  # stopped on purpose
             server = self.dns_ip(r)
-            self._wait(f"{name} {qtype} = {expect} at CoreDNS replica {r}",
+            self.processes.wait(f"{name} {qtype} = {expect} at CoreDNS replica {r}",
                        lambda server=server: accept(self.dns_answer(name, qtype, server=server)),
                        timeout=timeout)
 
