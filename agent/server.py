@@ -24,6 +24,7 @@ import dataclasses
 import json
 import logging
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -294,8 +295,26 @@ class BoundedTCPSite(web.BaseSite):
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
+        if self._host in ("::", ""):
+            # All addresses: one dual-stack socket, so that "[::]:PORT" also takes IPv4 (asyncio
+            # would make it IPv6-only, and a kubelet probing the pod's IPv4 address would fail).
+            self._server = await loop.create_server(self.factory, sock=_dual_stack_socket(self._port),
+                                                    backlog=128)
+            return
         self._server = await loop.create_server(self.factory, self._host, self._port,
                                                 reuse_address=True, backlog=128)
+
+
+def _dual_stack_socket(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class _BadRequestsToDebug(logging.Filter):

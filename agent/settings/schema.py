@@ -193,7 +193,8 @@ class ShutdownSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    listen: str = f("0.0.0.0:9142", "HTTP listen address, `HOST:PORT` (`[IPv6]:PORT`).")
+    listen: str = f("0.0.0.0:9142", "HTTP listen address, `HOST:PORT` (`[IPv6]:PORT`); `[::]:PORT` "
+                    "listens on every IPv4 and IPv6 address (dual-stack clusters).")
     log_level: str = f("info", "Log level.", choices=LOG_LEVELS)
     log_format: str = f("text", "Log format: `text` or `json` (one object per line).",
                         choices=("text", "json"))
