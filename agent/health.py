@@ -34,6 +34,10 @@ class Health:
     # HTTP connections the server closed to stay within its connection limit (agent/server.py)
     http_shed: dict[str, int] = dataclasses.field(default_factory=lambda: {"evicted": 0, "busy": 0})
 
+    def note_kube_discovery(self) -> None:
+        """The inventory comes from the Kubernetes API (svcprobe_kube_synced is exported)."""
+        self.kube_discovery = True
+
     def note_inventory(self, services: int, endpoints: int) -> None:
         """A complete inventory was taken (the first one marks the agent synced)."""
         self.inventory_services, self.inventory_endpoints = services, endpoints

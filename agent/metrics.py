@@ -28,6 +28,7 @@ DNS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 TCP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 QUERY_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 24)
 _DNSPYTHON_VERSION = importlib.metadata.version("dnspython")
+LOOKUP_LABELS = ("form", "qtype", "path", "server", "result")  # of svcprobe_dns_lookups_total
 
 
 class _StateCollector(Collector):
@@ -149,13 +150,12 @@ class Metrics:
         self.store, self.health, self.budget = store, health, budget
         self.series_budget = series_budget
         self.failing_budget = series_budget
-        self._lookup_children: dict[str, set[tuple[str, str, str, str, str]]] = {}  # server -> label sets
         r = CollectorRegistry(auto_describe=False)  # the live histograms and counters
         self.dns_duration = Histogram("svcprobe_dns_lookup_duration_seconds",
                                       "Time of one lookup including its whole search walk",
                                       ["form", "path"], buckets=DNS_BUCKETS, registry=r)
         self.dns_lookups = Counter("svcprobe_dns_lookups", "DNS lookups by outcome",
-                                   ["form", "qtype", "path", "server", "result"], registry=r)
+                                   LOOKUP_LABELS, registry=r)
         self.dns_queries = Histogram("svcprobe_dns_queries_per_lookup",
                                      "Queries on the wire per lookup (search-list amplification)",
                                      ["form"], buckets=QUERY_BUCKETS, registry=r)
@@ -171,27 +171,23 @@ class Metrics:
         c = result.check
         if isinstance(c, DnsCheck):
             self.dns_duration.labels(c.form, c.path).observe(result.duration_seconds)
-            labels = (c.form, c.qtype, c.path, result.server, result.result)
-            self.dns_lookups.labels(*labels).inc()
-            children = self._lookup_children.get(result.server)
-            if children is None:
-                children = self._lookup_children[result.server] = set()
-            children.add(labels)
+            self.dns_lookups.labels(c.form, c.qtype, c.path, result.server, result.result).inc()
             self.dns_queries.labels(c.form).observe(result.queries)
         else:
             if result.result != "no_endpoints":
                 self.tcp_duration.labels(c.path, c.family).observe(result.duration_seconds)
             self.tcp_connects.labels(c.path, c.family, result.result).inc()
 
-    def retain_servers(self, servers: set[str]) -> int:
+    def retain_servers(self, servers: set[str]) -> None:
         """Remove the lookup counters of DNS servers that are no longer asked (a CoreDNS pod
         that went away), so they neither go stale nor fill the series budget. `servers` are
-        labels as the results carry them; "" (nothing was sent) is always kept."""
-        gone = [s for s in self._lookup_children if s and s not in servers]
-        for server in gone:
-            for labels in self._lookup_children.pop(server):
-                self.dns_lookups.remove(*labels)
-        return len(gone)
+        labels as the results carry them; "" (nothing was sent) is always kept. Once a sweep,
+        from the counter's own children: nothing extra is kept per result."""
+        gone = {tuple(s.labels[n] for n in LOOKUP_LABELS)
+                for family in self.dns_lookups.collect() for s in family.samples
+                if s.labels["server"] and s.labels["server"] not in servers}
+        for labels in gone:
+            self.dns_lookups.remove(*labels)
 
     def fixed_series(self) -> int:
         """Series exported besides the failing-Service gauge."""

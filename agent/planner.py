@@ -220,14 +220,14 @@ def _ports(service: model.Service, ps: PlanSettings) -> tuple[model.ServicePort,
 
 
 def _tcp_checks(service: model.Service, inventory: model.Inventory, ps: PlanSettings,
-                settle_by: float = 0.0, room: int = 0,
-                refused: list[str] | None = None) -> tuple[list[TcpCheck], int, bool]:
+                settle_by: float = 0.0, room: int = 0) -> tuple[list[TcpCheck], int, bool, bool]:
     """The TCP checks of a Service (at most `room` when it is not 0), the ports not probed
-    (UDP, SCTP), and whether more were left out for want of room. Addresses the policy
-    forbids are left out and appended to `refused`."""
+    (UDP, SCTP), whether more were left out for want of room, and whether the address policy
+    left any out."""
     if service.type is model.ServiceType.EXTERNAL_NAME:
-        return [], 0, False
+        return [], 0, False, False
     policy = bool(ps.tcp_deny or ps.tcp_allow or ps.own_endpoint)
+    refused = False
     out: list[TcpCheck] = []
     skipped = sum(1 for p in service.ports if p.protocol != "TCP")
     ready = inventory.ready_endpoints(service)
@@ -235,8 +235,7 @@ def _tcp_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
         for port in _ports(service, ps):
             if port.protocol == "TCP":
                 if policy and not may_connect(ip, port.port, ps):
-                    if refused is not None:
-                        refused.append(f"{ip}:{port.port}")
+                    refused = True
                     continue
                 out.append(TcpCheck(service.namespace, service.name, "cluster_ip", str(ip), port.port,
                                     model.family_of(ip), port.name, no_endpoints=not ready,
@@ -255,16 +254,15 @@ def _tcp_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
             if ep_port.protocol != "TCP" or ep_port.port is None or (addr, ep_port.port) in seen:
                 continue
             if policy and not may_connect(ep.address, ep_port.port, ps):
-                if refused is not None:
-                    refused.append(f"{addr}:{ep_port.port}")
+                refused = True
                 continue
             if room and len(out) >= room:
-                return out, skipped, True
+                return out, skipped, True, refused
             seen.add((addr, ep_port.port))
             probed_addresses.add(addr)
             out.append(TcpCheck(service.namespace, service.name, "endpoint", addr, ep_port.port,
                                 model.family_of(ep.address), ep_port.name))
-    return out, skipped, False
+    return out, skipped, False, refused
 
 
 def plan(
@@ -313,11 +311,9 @@ def plan(
             if per_service and room <= 0:
                 cut = True
             else:
-                refused: list[str] = []
-                checks, skipped, more = _tcp_checks(service, inventory, ps, until, room, refused)
+                checks, skipped, more, refused = _tcp_checks(service, inventory, ps, until, room)
                 not_probed += skipped
-                if refused:
-                    capped["address_policy"] += 1
+                capped["address_policy"] += refused
                 cut = cut or more
         capped["checks_per_service"] += cut
         if per_sweep and len(dns) + len(tcp) + len(mine) + len(checks) > per_sweep:

@@ -100,6 +100,7 @@ class TaskDied(Exception):
 
 
 def plan_settings(s: settings_mod.Settings) -> planner.PlanSettings:
+    deny, allow = settings_mod.tcp_networks(s)
     return planner.PlanSettings(
         cluster_domain=s.dns.cluster_domain,
         ndots=s.dns.ndots,
@@ -114,8 +115,8 @@ def plan_settings(s: settings_mod.Settings) -> planner.PlanSettings:
         max_ports_per_service=s.limits.ports_per_service,
         max_checks_per_sweep=s.limits.checks_per_sweep,
         max_answer_records=s.limits.answer_records,
-        tcp_deny=settings_mod.tcp_networks(s)[0],
-        tcp_allow=settings_mod.tcp_networks(s)[1],
+        tcp_deny=deny,
+        tcp_allow=allow,
         own_endpoint=(s.pod_ip, settings_mod.parse_listen(s.listen)[1]) if s.pod_ip else None,
     )
 
@@ -128,7 +129,7 @@ def open_source(s: settings_mod.Settings, health: Health, *, strict: bool = True
     if not s.inventory.file:
         from agent.discovery.kube import KubeSource  # imports the kubernetes package: only here
 
-        health.kube_discovery = True
+        health.note_kube_discovery()
         return KubeSource.from_settings(s.kubernetes, health, label_keys=label_keys)
     source = StaticSource(s.inventory.file, health, reload_seconds=s.inventory.reload_seconds,
                           label_keys=label_keys)

@@ -36,7 +36,7 @@ __all__ = ["ConnectionSpec", "DiscoveryConfigError", "KubeSource"]
 
 
 class KubeSource:
-    """Implements `agent.discovery.static.Source` from the Kubernetes API.
+    """Implements `agent.discovery.source.Source` from the Kubernetes API.
 
     Typical use::
 

@@ -46,11 +46,14 @@ class StaticSource:
 
     def reload_if_changed(self) -> bool:
         """Reload when the file changed; True when a new inventory was taken."""
+        return self._file_changed() and self._apply(self._read())
+
+    def _file_changed(self) -> bool:
         stamp = manifests.file_stamp(self.path)
         if stamp == self._stamp:
             return False
         self._stamp = stamp
-        return self._apply(self._read())
+        return True
 
     def _read(self) -> manifests.LoadResult | Exception:
         """Read and parse the file: the result, or why it cannot be used (never raises)."""
@@ -89,9 +92,7 @@ class StaticSource:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.reload_seconds)
-            stamp = manifests.file_stamp(self.path)
-            if stamp == self._stamp:
+            if not self._file_changed():
                 continue
-            self._stamp = stamp
             # Parsing a large file takes a while: in a thread, so sweeps and /healthz go on.
             self._apply(await asyncio.to_thread(self._read))

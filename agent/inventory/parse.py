@@ -115,7 +115,11 @@ def _metadata(r: _Reader, obj: Mapping[str, Any]) -> tuple[str, str, Mapping[str
 
 
 def _string_map(r: _Reader, value: Any, field: str) -> dict[str, str]:
-    return _kept(r, value, field, lambda k: True)
+    return _kept(r, value, field, _any_key)
+
+
+def _any_key(key: str) -> bool:
+    return True
 
 
 # The agent reads only its own annotations (svcprobe.io/ignore, skip-dns, skip-tcp): the rest,
@@ -205,7 +209,7 @@ def parse_service(obj: Mapping[str, Any], *, label_keys: frozenset[str] | None =
             spec.get("publishNotReadyAddresses"), "spec.publishNotReadyAddresses", default=False
         ),
         labels=_kept(r, meta.get("labels"), "metadata.labels",
-                     (lambda k: True) if label_keys is None else label_keys.__contains__),
+                     _any_key if label_keys is None else label_keys.__contains__),
         annotations=_kept(r, meta.get("annotations"), "metadata.annotations", _own_annotation),
     )
 

@@ -156,8 +156,6 @@ class _Conn:
         self.out: collections.deque[tuple[bytes, Lookup, int]] = collections.deque()  # EAGAIN backlog
 
 
-
-
 def _question_matches(reply: bytes, question: bytes) -> bool:
     try:
         return wire.question_bytes(reply) == question
@@ -416,10 +414,7 @@ class DnsEngine:
         self._waiting.discard(w)
         if w._on_done is None:
             return
-        if w.tcp:
-            self._start_tcp(w)
-        else:
-            self._send(w)
+        self._ask(w)
 
     def _next_query(self, w: Lookup) -> None:
         """The next query of a running walk: take a budget token, then send."""
@@ -433,6 +428,10 @@ class DnsEngine:
             if wait > 0:
                 self._wait(w, wait)
                 return
+        self._ask(w)
+
+    def _ask(self, w: Lookup) -> None:
+        """Send the walk's current query, over TCP when the last UDP reply was truncated."""
         if w.tcp:
             self._start_tcp(w)
         else:
