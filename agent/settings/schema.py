@@ -142,7 +142,8 @@ class TcpSettings:
          "ff00::/8"),
         "Addresses never connected to (ClusterIPs and endpoints), IPv4-mapped IPv6 forms included. "
         "The default is what Kubernetes refuses in EndpointSlices (unspecified, loopback, link-local, "
-        "multicast): such an address can only come from a static file, a proxy or a broken API. "
+        "link-local multicast), which can only come from a static file, a proxy or a broken API, "
+        "widened to the whole of 0.0.0.0/8 and of multicast, which no TCP connect reaches. "
         "Add the node, metadata and infrastructure ranges of your network so that a Service cannot "
         "point the agents at them (see SECURITY.md). The agent's own pod IP and port are never probed.")
     allow_cidrs: tuple[str, ...] = f((), "When not empty, only addresses in these ranges are connected to "

@@ -378,3 +378,34 @@ async def test_api_server_restart_with_changes_while_away(api: Api,
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_the_default_tcp_deny_list_matches_what_the_api_refuses_in_endpointslices(api: Api) -> None:
+    """tcp.deny_cidrs' default claims to be what Kubernetes refuses in EndpointSlices: ask the
+    real API server about one address of each class, and about ones the agent does probe."""
+    import ipaddress
+
+    from agent import settings as settings_mod
+
+    deny, _ = settings_mod.tcp_networks(settings_mod.load(overrides={"dns.nameservers": ("127.0.0.1:9",)}))
+    await api.namespace("addrpolicy")
+    samples = {"IPv4": ["0.0.0.0", "127.0.0.1", "127.9.9.9", "169.254.169.254", "224.0.0.1", "239.1.1.1",
+                        "198.18.1.1", "198.51.100.7"],
+               "IPv6": ["::1", "fe80::1", "ff02::1", "fd00::1", "2001:db8::1"]}
+    verdicts: dict[str, tuple[bool, bool]] = {}  # address -> (API accepts, agent probes)
+    for family, addresses in samples.items():
+        for i, addr in enumerate(addresses):
+            obj = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                   "metadata": {"name": f"{family.lower()}-{i}", "namespace": "addrpolicy"},
+                   "addressType": family, "endpoints": [{"addresses": [addr]}],
+                   "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}
+            async with api.http.post(api.server.url + api._path("endpointslices", "addrpolicy"), json=obj,
+                                     ssl=api.ssl) as resp:
+                accepted = resp.status < 300
+            ip = ipaddress.ip_address(addr)
+            verdicts[addr] = (accepted, not any(ip in net for net in deny))
+    print(f"\n[address policy] (API accepts, agent probes): {verdicts}")
+    # Everything the API refuses, the agent refuses too; what it accepts and is unicast, the agent probes.
+    assert all(probes is False for accepted, probes in verdicts.values() if not accepted)
+    assert all(probes for addr, (accepted, probes) in verdicts.items()
+               if accepted and not ipaddress.ip_address(addr).is_multicast)
