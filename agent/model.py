@@ -61,6 +61,7 @@ class Endpoint:
     addresses: tuple[IPAddress, ...]
     ready: bool  # conditions.ready, nil => true (what CoreDNS and kube-proxy go by)
     hostname: str = ""
+    pod: str = ""  # targetRef name when it refers to a Pod: how findings name an endpoint
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ class ReadyEndpoint:
     hostname: str
     ports: tuple[EndpointPort, ...]  # the slice's ports (never the Service's targetPort)
     first: bool = True  # the first address of its endpoint (the one consumers may limit themselves to)
+    pod: str = ""  # the endpoint's Pod (targetRef), "" when it names none
 
 
 class Inventory:
@@ -134,7 +136,7 @@ class Inventory:
                 for i, addr in enumerate(ep.addresses):
                     k = (addr, ports_id)
                     if k not in seen:
-                        seen[k] = ReadyEndpoint(addr, ep.hostname, sl.ports, i == 0)
+                        seen[k] = ReadyEndpoint(addr, ep.hostname, sl.ports, i == 0, ep.pod)
         ready = sorted(seen.values(), key=lambda e: (e.address.version, int(e.address)))
         if service is self.services.get(service.key):
             self._ready[service.key] = ready

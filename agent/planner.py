@@ -194,7 +194,7 @@ def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
             expectations = [(q, expected_addresses(service, inventory, q)) for q in ps.qtypes]
         for qtype, expect in expectations:
             yield DnsCheck(service.namespace, service.name, "fqdn", qtype, path.name, names["fqdn"], search,
-                           ps.ndots, path.servers, expect, settle_by)
+                           ps.ndots, path.servers, expect, settle_by, server_ready=path.ready)
 
     if service.type is model.ServiceType.EXTERNAL_NAME:
         target = expected_cname(service)

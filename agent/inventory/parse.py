@@ -214,6 +214,18 @@ def parse_service(obj: Mapping[str, Any], *, label_keys: frozenset[str] | None =
     )
 
 
+def _pod_name(r: _Reader, value: Any, field: str) -> str:
+    """The Pod an endpoint's targetRef names ("" for none or another kind). Findings name
+    endpoints by it; the API keeps object names within 253 characters."""
+    ref = r.mapping(value, field)
+    if r.string(ref.get("kind"), f"{field}.kind", default="") != "Pod":
+        return ""
+    name = r.string(ref.get("name"), f"{field}.name", default="")
+    if len(name) > 253:
+        raise r.fail(f"{field}.name", f"has {len(name)} characters; object names have at most 253")
+    return name
+
+
 def parse_endpoint_slice(obj: Mapping[str, Any]) -> model.EndpointSlice:
     r = _Reader("EndpointSlice", obj)
     namespace, name, meta = _metadata(r, obj)
@@ -242,6 +254,7 @@ def parse_endpoint_slice(obj: Mapping[str, Any]) -> model.EndpointSlice:
                 addresses=addrs,
                 ready=r.boolean(cond.get("ready"), f"{f}.conditions.ready", default=True),
                 hostname=r.string(ep.get("hostname"), f"{f}.hostname", default=""),
+                pod=_pod_name(r, ep.get("targetRef"), f"{f}.targetRef"),
             )
         )
 

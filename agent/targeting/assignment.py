@@ -11,6 +11,7 @@ fixed cost, while per-Service load stays constant as nodes are added.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Sequence
 
 from agent import model, settings as settings_mod
@@ -74,6 +75,29 @@ def _dns_port(ports: Sequence[model.ServicePort] | Sequence[model.EndpointPort])
     return (named or udp or [53])[0] or 53
 
 
+def _replica_paths(inventory: model.Inventory, svc: model.Service) -> list[DnsPath]:
+    """Each cluster DNS replica the slices list, ready or not: a replica that is not ready is
+    asked too (is the pod alive?), and said to be not ready, so that the cluster DNS Service
+    having no ready endpoint does not hide whether its pods answer."""
+    found: dict[str, DnsPath] = {}
+    for sl in inventory.slices_of(svc):
+        if sl.address_type not in ("IPv4", "IPv6"):
+            continue
+        port = _dns_port(sl.ports)
+        for ep in sl.endpoints:
+            if not ep.addresses:
+                continue
+            addr = str(ep.addresses[0])  # an endpoint's first address, as consumers use
+            if addr not in found or (ep.ready and not found[addr].ready):
+                found[addr] = DnsPath("endpoint", ((addr, port),), ready=ep.ready)
+    return [found[a] for a in sorted(found, key=_address_order)]
+
+
+def _address_order(text: str) -> tuple[int, int]:
+    addr = ipaddress.ip_address(text)
+    return (addr.version, int(addr))
+
+
 def dns_paths(inventory: model.Inventory, ts: AssignmentSettings) -> tuple[DnsPath, ...]:
     paths: list[DnsPath] = []
     svc = inventory.services.get(ts.dns_service) if ts.dns_service else None
@@ -82,8 +106,7 @@ def dns_paths(inventory: model.Inventory, ts: AssignmentSettings) -> tuple[DnsPa
         if ts.cluster_ip_path and svc.cluster_ips:
             paths.append(DnsPath("cluster_ip", tuple((str(ip), port) for ip in svc.cluster_ips)))
         if ts.endpoint_path:
-            for ep in inventory.ready_endpoints(svc):
-                paths.append(DnsPath("endpoint", ((str(ep.address), _dns_port(ep.ports)),)))
+            paths += _replica_paths(inventory, svc)
     if ts.nodelocal is not None:
         paths.append(DnsPath("nodelocal", (ts.nodelocal,)))
     return tuple(paths)

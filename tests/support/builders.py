@@ -91,9 +91,9 @@ def service(name: str = "web", namespace: str = "shop", *, cluster_ips: tuple[st
     )
 
 
-def endpoint(*addresses: str, ready: bool = True, hostname: str = "") -> model.Endpoint:
+def endpoint(*addresses: str, ready: bool = True, hostname: str = "", pod: str = "") -> model.Endpoint:
     return model.Endpoint(addresses=ips(*addresses), ready=ready,
-                          hostname=hostname)
+                          hostname=hostname, pod=pod)
 
 
 def endpoint_slice(name: str, *endpoints: model.Endpoint, service: str = "web", namespace: str = "shop",

@@ -134,7 +134,8 @@ def test_endpoint_slice_fields() -> None:
     assert sl.service_name == "web"
     assert sl.address_type == "IPv4"
     e = sl.endpoints
-    assert (e[0].ready, e[0].hostname) == (True, "web-0")
+    assert (e[0].ready, e[0].hostname, e[0].pod) == (True, "web-0", "web-0")
+    assert e[1].pod == ""  # no targetRef: findings name the address alone
     # nil conditions.ready => true (§5.2); serving and terminating are not read: CoreDNS and
     # kube-proxy go by ready, which the EndpointSlice controller already derives from them
     for ep in (e[1], e[2], e[4]):
@@ -335,6 +336,12 @@ SLICE_ERRORS = [
                  "mapping", id="conditions-not-mapping"),
     pytest.param(_set("endpoints[0].hostname", 7), "shop/web-abc12", "endpoints[0].hostname", "string",
                  id="hostname-not-string"),
+    pytest.param(_set("endpoints[0].targetRef", {"kind": "Pod", "name": 7}), "shop/web-abc12",
+                 "endpoints[0].targetRef.name", "string", id="targetref-name-not-string"),
+    pytest.param(_set("endpoints[0].targetRef", {"kind": "Pod", "name": "p" * 254}), "shop/web-abc12",
+                 "endpoints[0].targetRef.name", "254 characters", id="targetref-name-too-long"),
+    pytest.param(_set("endpoints[0].targetRef", "web-0"), "shop/web-abc12", "endpoints[0].targetRef",
+                 "mapping", id="targetref-not-mapping"),
     pytest.param(_set("ports[0].port", 0), "shop/web-abc12", "ports[0].port", "0 is not a port number",
                  id="slice-port-0"),
     pytest.param(_set("ports[0].port", 70000), "shop/web-abc12", "ports[0].port", "70000", id="slice-port-70000"),

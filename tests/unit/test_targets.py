@@ -8,7 +8,7 @@ import ipaddress
 import pytest
 
 from agent import model, planner
-from agent.checks import Expect
+from agent.checks import CheckResult, DnsResult, Expect
 from agent.settings import selectors
 from agent.targeting import assignment, selection
 from agent.targeting.convergence import ConvergenceTracker
@@ -119,6 +119,26 @@ def test_dns_paths_from_the_cluster_dns_service() -> None:
     assert {c.qtype for c in endpoint_checks} == {"A", "AAAA"}
     headless_canary = [c for c in endpoint_checks if c.service == "svcprobe" and c.qtype == "A"]
     assert all(c.expect.kind is Expect.ANSWER and len(c.expect.records) == 10 for c in headless_canary)
+
+
+def test_replicas_not_ready_are_asked_but_not_judged() -> None:
+    """A CoreDNS pod the slices list as not ready is still asked (is it alive?), and its
+    failures never count: it takes no traffic through the Service."""
+    base = cluster()
+    dns_slice = model.EndpointSlice("kube-system", "kube-dns-x", "kube-dns", "IPv4", (
+        model.Endpoint((ipaddress.ip_address("198.19.0.2"),), True, pod="coredns-a"),
+        model.Endpoint((ipaddress.ip_address("198.19.0.3"),), False, pod="coredns-b"),
+    ), (model.EndpointPort("dns", "UDP", 53),))
+    inv = model.Inventory(base.services.values(), [dns_slice])
+    t = assignment.assign(inv, assignment.AssignmentSettings())
+    assert [(p.servers[0][0], p.ready) for p in t.paths if p.name == "endpoint"] == \
+        [("198.19.0.2", True), ("198.19.0.3", False)]
+    p = planner.plan(inv, PS, services=t.services, paths=t.paths, path_services=t.canaries)
+    unready = [c for c in p.dns if c.servers == (("198.19.0.3", 53),)]
+    assert unready and not any(c.server_ready for c in unready)
+    failed = CheckResult(unready[0], DnsResult.TIMEOUT, 2.0, 0.0)
+    assert failed.passing and failed.to_json()["server_ready"] is False
+    assert not CheckResult(dataclasses.replace(unready[0], server_ready=True), DnsResult.TIMEOUT, 2.0, 0.0).passing
 
 
 def test_paths_can_be_switched_off() -> None:

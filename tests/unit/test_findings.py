@@ -1,0 +1,256 @@
+"""Findings from synthetic results: each kind told apart by comparing paths, forms and
+Services; one finding per fault; none for what is expected (rollouts, converging changes,
+Services without ready endpoints)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from agent.checks import CheckResult, DnsCheck, DnsExpectation, DnsResult, Expect, TcpCheck, TcpResult
+from agent.findings import FindingTracker, Kind, Severity, Topology, analyze
+from agent.findings.kinds import Finding
+
+ZONE = "cluster.local"
+VIP = "198.18.0.10"  # kube-dns ClusterIP
+REPLICAS = {"198.19.1.2": "kube-system/coredns-a", "198.19.1.3": "kube-system/coredns-b"}
+TOPO = Topology(dns_service=("kube-system", "kube-dns"), dns_service_ips=frozenset({VIP}),
+                replica_pods=REPLICAS, ready_replicas=2,
+                pod_of=lambda ns, svc, addr: f"{ns}/{svc}-{addr.rsplit('.', 1)[1]}", node="node-7")
+SERVICES = [("default", "kubernetes", "198.18.0.1"), ("kube-system", "kube-dns", VIP),
+            ("shop", "web", "198.18.0.20"), ("shop", "db", "198.18.0.21"), ("shop", "cart", "198.18.0.22")]
+ENDPOINTS = {"web": ["198.19.2.1", "198.19.2.2"], "db": ["198.19.2.3"], "cart": ["198.19.2.4"],
+             "kubernetes": ["198.19.0.1"], "kube-dns": list(REPLICAS)}
+FORMS = ("short", "namespace", "svc", "fqdn")
+
+
+def dns(ns: str, svc: str, ip: str, *, form: str = "fqdn", path: str = "resolver", server: str = VIP,
+        result: DnsResult = DnsResult.OK, answer: tuple[str, ...] | None = None, seconds: float = 0.002,
+        ready: bool = True, converging: bool = False) -> CheckResult:
+    names = {"short": svc, "namespace": f"{svc}.{ns}", "svc": f"{svc}.{ns}.svc", "fqdn": f"{svc}.{ns}.svc.{ZONE}."}
+    check = DnsCheck(ns, svc, form, "A", path, names[form], (f"{ns}.svc.{ZONE}",), 5, ((server, 53),),
+                     DnsExpectation(Expect.ANSWER, frozenset({ip})), server_ready=ready)
+    if answer is None:
+        answer = (ip,) if result is DnsResult.OK else ()
+    return CheckResult(check, result, seconds, 1000.0, answer=answer, converging=converging)
+
+
+def tcp(ns: str, svc: str, address: str, *, path: str = "endpoint", port: int = 80,
+        result: TcpResult = TcpResult.OK, converging: bool = False) -> CheckResult:
+    return CheckResult(TcpCheck(ns, svc, path, address, port, "ipv4", "http"), result, 0.001, 1000.0,
+                       converging=converging)
+
+
+def healthy() -> list[CheckResult]:
+    """One sweep of a healthy node: every form on the resolver path, the canaries over the
+    Service IP and each replica, TCP to every Service IP and endpoint."""
+    out: list[CheckResult] = []
+    for ns, svc, ip in SERVICES:
+        out += [dns(ns, svc, ip, form=f) for f in FORMS]
+        if ns != "shop":  # canaries: every path
+            out.append(dns(ns, svc, ip, path="cluster_ip"))
+            out += [dns(ns, svc, ip, path="endpoint", server=r) for r in REPLICAS]
+        out.append(tcp(ns, svc, ip, path="cluster_ip"))
+        out += [tcp(ns, svc, a) for a in ENDPOINTS[svc]]
+    return out
+
+
+def change(results: list[CheckResult], when: object, **new: object) -> list[CheckResult]:
+    """Results with those matching `when(result)` replaced (dataclasses.replace of the result)."""
+    return [dataclasses.replace(r, **new) if when(r) else r for r in results]  # type: ignore[operator]
+
+
+def kinds(findings: list[Finding]) -> list[tuple[str, str]]:
+    return [(f.kind.value, str(f.suspect)) for f in findings]
+
+
+def failing(results: list[CheckResult]) -> int:
+    return sum(not r.passing for r in results)
+
+
+def test_healthy_node_has_no_finding() -> None:
+    assert analyze(healthy(), TOPO) == []
+
+
+def test_converging_changes_rollouts_and_empty_services_give_no_finding() -> None:
+    rs = healthy()
+    # a Service that just changed: differing answers within the grace window
+    rs = change(rs, lambda r: r.check.service == "web" and r.check.kind == "dns",
+                result=DnsResult.WRONG_ANSWER, answer=("198.19.9.9",), converging=True)
+    # a Service scaled to zero: its IP has no endpoint to connect to (expected)
+    rs = change(rs, lambda r: r.check.service == "db" and r.check.path == "cluster_ip",
+                result=TcpResult.NO_ENDPOINTS)
+    rs = [r for r in rs if not (r.check.service == "db" and r.check.path == "endpoint")]
+    # a replica that is not ready yet (CoreDNS rollout): asked, not judged
+    rs.append(dns("default", "kubernetes", "198.18.0.1", path="endpoint", server="198.19.1.9",
+                  result=DnsResult.TIMEOUT, ready=False))
+    assert analyze(rs, TOPO) == []
+
+
+def test_cluster_dns_down_is_one_finding() -> None:
+    rs = change(healthy(), lambda r: r.check.kind == "dns", result=DnsResult.TIMEOUT)
+    rs = change(rs, lambda r: r.check.service == "kube-dns" and r.check.kind == "tcp", result=TcpResult.REFUSED)
+    found = analyze(rs, TOPO)
+    assert kinds(found) == [("dns_unreachable", f"Service kube-system/kube-dns ({VIP})")]
+    assert found[0].severity is Severity.CRITICAL and found[0].checks == failing(rs)
+    assert found[0].alternatives  # from one node, its own network to cluster DNS fits too
+
+
+def test_cluster_dns_without_ready_replicas_says_whether_its_pods_answer() -> None:
+    rs = change(healthy(), lambda r: r.check.kind == "dns" and r.check.path != "endpoint", result=DnsResult.REFUSED)
+    rs = [r for r in rs if r.check.path != "endpoint" or r.check.kind == "tcp"]
+    rs.append(dns("default", "kubernetes", "198.18.0.1", path="endpoint", server="198.19.1.2", ready=False))
+    rs = [r for r in rs if not (r.check.service == "kube-dns" and r.check.kind == "tcp")]
+    found = analyze(rs, dataclasses.replace(TOPO, ready_replicas=0))
+    assert kinds(found) == [("dns_unreachable", f"Service kube-system/kube-dns ({VIP})")]
+    assert "no ready endpoint" in found[0].summary
+    assert "kube-system/coredns-a (198.19.1.2) do answer" in found[0].summary
+
+
+def test_dead_replica_explains_the_service_ip_lookups_that_reached_it() -> None:
+    dead = "198.19.1.3"
+    rs = change(healthy(), lambda r: r.check.kind == "dns" and r.check.path == "endpoint"
+                and r.check.servers[0][0] == dead, result=DnsResult.TIMEOUT)
+    # kube-proxy sends some lookups to the dead replica: a few time out on the other paths
+    rs = change(rs, lambda r: r.check.kind == "dns" and r.check.path in ("resolver", "cluster_ip")
+                and r.check.service in ("web", "kube-dns"), result=DnsResult.TIMEOUT)
+    rs = change(rs, lambda r: r.check.kind == "tcp" and getattr(r.check, "address", "") == dead,
+                result=TcpResult.REFUSED)
+    rs = change(rs, lambda r: r.check.kind == "tcp" and r.check.service == "kube-dns"
+                and r.check.path == "cluster_ip", result=TcpResult.REFUSED)
+    found = analyze(rs, TOPO)
+    assert kinds(found) == [("dns_replica", "pod kube-system/coredns-b (198.19.1.3)")]
+    assert found[0].checks == failing(rs)
+    assert "does not answer" in found[0].summary
+
+
+def test_replica_answering_differently_is_named_and_takes_the_mixed_lookups() -> None:
+    liar = "198.19.1.2"
+    rs = change(healthy(), lambda r: r.check.service == "kubernetes" and r.check.kind == "dns"
+                and r.check.path == "endpoint" and r.check.servers[0][0] == liar,
+                result=DnsResult.WRONG_ANSWER, answer=("198.19.1.254",))
+    rs = change(rs, lambda r: r.check.service == "kubernetes" and r.check.kind == "dns"
+                and getattr(r.check, "form", "") == "short", result=DnsResult.WRONG_ANSWER, answer=("198.19.1.254",))
+    found = analyze(rs, TOPO)
+    assert kinds(found) == [("dns_replica", "pod kube-system/coredns-a (198.19.1.2)")]
+    assert "answers differently" in found[0].summary and found[0].checks == 2
+
+
+def test_wrong_record_on_every_path_names_the_service() -> None:
+    rs = change(healthy(), lambda r: r.check.service == "kubernetes" and r.check.kind == "dns",
+                result=DnsResult.WRONG_ANSWER, answer=("198.19.1.250",))
+    found = analyze(rs, TOPO)
+    assert kinds(found) == [("service_records", "Service default/kubernetes")]
+    assert not found[0].alternatives and found[0].checks == 7
+    assert "got 198.19.1.250" in found[0].examples[0]
+
+
+def test_records_wrong_on_some_lookups_only_say_a_replica_may_be_stale() -> None:
+    rs = change(healthy(), lambda r: r.check.service == "web" and getattr(r.check, "form", "") in ("short", "svc"),
+                result=DnsResult.NXDOMAIN)
+    found = analyze(rs, TOPO)
+    assert kinds(found) == [("service_records", "Service shop/web")]
+    assert any("replica" in a for a in found[0].alternatives)
+
+
+def test_pod_resolver_down_while_cluster_dns_answers() -> None:
+    nodelocal = "169.254.20.10"
+    rs = [dataclasses.replace(r, check=dataclasses.replace(r.check, servers=((nodelocal, 53),)))
+          if r.check.kind == "dns" and r.check.path == "resolver" else r for r in healthy()]
+    rs = change(rs, lambda r: r.check.kind == "dns" and r.check.path == "resolver", result=DnsResult.TIMEOUT)
+    found = analyze(rs, TOPO)
+    assert kinds(found) == [("node_resolver", "node node-7")]
+    assert nodelocal in found[0].summary and found[0].checks == failing(rs)
+
+
+def test_dns_service_ip_broken_on_this_node_only() -> None:
+    rs = change(healthy(), lambda r: r.check.kind == "dns" and r.check.path in ("resolver", "cluster_ip"),
+                result=DnsResult.TIMEOUT)
+    found = analyze(rs, TOPO)
+    assert kinds(found) == [("dns_service_ip", f"Service kube-system/kube-dns ({VIP})")]
+    assert found[0].checks == failing(rs)  # the resolver is that Service IP: same cause
+
+
+def test_relative_names_failing_while_fqdn_works_is_the_search_list() -> None:
+    rs = change(healthy(), lambda r: getattr(r.check, "form", "fqdn") != "fqdn", result=DnsResult.NXDOMAIN)
+    found = analyze(rs, TOPO)
+    assert kinds(found) == [("search_list", "node node-7")]
+    assert found[0].checks == failing(rs) and len(found[0].services) == len(SERVICES)
+
+
+def test_kube_proxy_broken_on_this_node() -> None:
+    rs = change(healthy(), lambda r: r.check.path == "cluster_ip", result=TcpResult.TIMEOUT)
+    rs = change(rs, lambda r: r.check.kind == "dns" and r.check.path in ("resolver", "cluster_ip"),
+                result=DnsResult.TIMEOUT)
+    found = analyze(rs, TOPO)
+    assert kinds(found) == [("service_proxy", "node node-7")]
+    assert found[0].checks == failing(rs)
+
+
+def test_one_service_ip_failing_while_its_endpoints_answer() -> None:
+    rs = change(healthy(), lambda r: r.check.service == "cart" and r.check.path == "cluster_ip",
+                result=TcpResult.TIMEOUT)
+    found = analyze(rs, TOPO)
+    assert kinds(found) == [("service_ip", "Service shop/cart (198.18.0.22)")]
+    assert "endpoints accept connections" in found[0].summary
+
+
+def test_dead_backend_is_one_finding_named_by_its_pod() -> None:
+    rs = healthy() + [tcp("shop", "web", "198.19.2.2", port=443)]
+    rs = change(rs, lambda r: getattr(r.check, "address", "") == "198.19.2.2", result=TcpResult.REFUSED)
+    rs = change(rs, lambda r: r.check.service == "web" and r.check.path == "cluster_ip", result=TcpResult.REFUSED)
+    found = analyze(rs, TOPO)
+    assert kinds(found) == [("endpoint_down", "pod shop/web-2 (198.19.2.2)")]
+    assert found[0].checks == 3 and "port 80, 443" in found[0].summary
+
+
+def test_no_endpoint_reachable_is_the_pod_network() -> None:
+    rs = change(healthy(), lambda r: r.check.kind == "tcp" and r.check.path == "endpoint", result=TcpResult.TIMEOUT)
+    rs = change(rs, lambda r: r.check.kind == "tcp" and r.check.path == "cluster_ip", result=TcpResult.TIMEOUT)
+    rs = change(rs, lambda r: r.check.kind == "dns", result=DnsResult.TIMEOUT)
+    found = analyze(rs, TOPO)
+    # DNS is down too (its pods are unreachable): two findings, each a cause to look at
+    assert [f.kind for f in found] == [Kind.DNS_UNREACHABLE, Kind.POD_NETWORK]
+    assert sum(f.checks for f in found) == failing(rs)
+
+
+def test_one_slow_replica() -> None:
+    slow = "198.19.1.3"
+    rs = change(healthy(), lambda r: r.check.kind == "dns" and r.check.path == "endpoint"
+                and r.check.servers[0][0] == slow, duration_seconds=0.4)
+    rs += [dns("shop", s, ip, path="endpoint", server=a, seconds=0.4 if a == slow else 0.002)
+           for _, s, ip in SERVICES[2:] for a in REPLICAS]
+    found = analyze(rs, TOPO)
+    assert kinds(found) == [("dns_slow", "pod kube-system/coredns-b (198.19.1.3)")]
+    assert "400 ms" in found[0].summary
+
+
+@pytest.mark.parametrize("seconds", [0.05, 0.4])
+def test_uniformly_slow_dns_or_fast_differences_are_no_finding(seconds: float) -> None:
+    rs = change(healthy(), lambda r: r.check.kind == "dns", duration_seconds=seconds)
+    if seconds < 0.1:  # 25x faster on one replica, but all well under 100 ms
+        rs = change(rs, lambda r: r.check.kind == "dns" and r.check.path == "endpoint"
+                    and r.check.servers[0][0] == "198.19.1.2", duration_seconds=0.002)
+    assert analyze(rs, TOPO) == []
+
+
+def test_every_failing_check_is_in_exactly_one_finding() -> None:
+    """All replicas unreachable while the Service IP answers fits no pattern: still reported."""
+    rs = change(healthy(), lambda r: r.check.kind == "dns" and r.check.path == "endpoint", result=DnsResult.TIMEOUT)
+    found = analyze(rs, TOPO)
+    assert [f.kind for f in found] == [Kind.UNEXPLAINED]
+    assert found[0].checks == failing(rs)
+
+
+def test_tracker_keeps_first_seen_while_a_finding_lasts() -> None:
+    now = [100.0]
+    tracker = FindingTracker(clock=lambda: now[0])
+    broken = change(healthy(), lambda r: r.check.service == "cart" and r.check.path == "cluster_ip",
+                    result=TcpResult.TIMEOUT)
+    assert tracker.update(analyze(broken, TOPO))[0].first_seen == 100.0
+    now[0] = 130.0
+    assert tracker.update(analyze(broken, TOPO))[0].first_seen == 100.0
+    assert tracker.update(analyze(healthy(), TOPO)) == []
+    now[0] = 160.0
+    assert tracker.update(analyze(broken, TOPO))[0].first_seen == 160.0
