@@ -141,10 +141,11 @@ async def _check(s: settings_mod.Settings, args: argparse.Namespace) -> int:
         if watch is not None:
             await _stop(watch)
     results = agent.store.snapshot()
+    findings = agent.findings.current
     if args.output == "json":
-        sys.stdout.write(report.to_json(results, stats) + "\n")
+        sys.stdout.write(report.to_json(results, stats, findings) + "\n")
     else:
-        sys.stdout.write(report.to_table(results, stats, show_all=args.all))
+        sys.stdout.write(report.to_table(results, stats, show_all=args.all, findings=findings))
     return EXIT_FAILING if any(not r.passing for r in results) else EXIT_OK
 
 

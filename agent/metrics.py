@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from agent import __version__
 from agent.checks import CheckResult, DnsCheck
+from agent.findings import Finding, Kind
 from agent.health import Health
 from agent.planner import CAP_REASONS
 from agent.probes.budget import TokenBucket
@@ -29,6 +30,8 @@ TCP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 QUERY_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 24)
 _DNSPYTHON_VERSION = importlib.metadata.version("dnspython")
 LOOKUP_LABELS = ("form", "qtype", "path", "server", "result")  # of svcprobe_dns_lookups_total
+# svcprobe_finding series at most (most severe first); svcprobe_findings counts them all.
+FINDING_SERIES = 50
 
 
 class _StateCollector(Collector):
@@ -49,6 +52,17 @@ class _StateCollector(Collector):
         for key in store.failing_series()[: o.failing_budget]:
             failing.add_metric(list(key), 1)
         yield failing
+
+        findings = o.findings()
+        current = GaugeMetricFamily("svcprobe_finding", "1 for each current finding (most severe first, at most "
+                                    f"{FINDING_SERIES})", labels=["kind", "severity", "suspect"])
+        for f in findings[:FINDING_SERIES]:
+            current.add_metric([f.kind.value, f.severity.value, str(f.suspect)], 1)
+        yield current
+        counts = GaugeMetricFamily("svcprobe_findings", "Current findings by kind", labels=["kind"])
+        for finding_kind in Kind:
+            counts.add_metric([finding_kind.value], sum(1 for f in findings if f.kind is finding_kind))
+        yield counts
 
         info = GaugeMetricFamily("svcprobe_build_info", "What is running",
                                  labels=["version", "python_version", "dnspython_version"])
@@ -146,8 +160,9 @@ class _WithoutCreated(Collector):
 
 class Metrics:
     def __init__(self, store: ResultStore, health: Health, *, series_budget: int,
-                 budget: TokenBucket | None = None) -> None:
+                 budget: TokenBucket | None = None, findings: Callable[[], list[Finding]] = list) -> None:
         self.store, self.health, self.budget = store, health, budget
+        self.findings = findings
         self.series_budget = series_budget
         self.failing_budget = series_budget
         r = CollectorRegistry(auto_describe=False)  # the live histograms and counters

@@ -86,7 +86,6 @@ class ReadyEndpoint:
     hostname: str
     ports: tuple[EndpointPort, ...]  # the slice's ports (never the Service's targetPort)
     first: bool = True  # the first address of its endpoint (the one consumers may limit themselves to)
-    pod: str = ""  # the endpoint's Pod (targetRef), "" when it names none
 
 
 class Inventory:
@@ -136,11 +135,21 @@ class Inventory:
                 for i, addr in enumerate(ep.addresses):
                     k = (addr, ports_id)
                     if k not in seen:
-                        seen[k] = ReadyEndpoint(addr, ep.hostname, sl.ports, i == 0, ep.pod)
+                        seen[k] = ReadyEndpoint(addr, ep.hostname, sl.ports, i == 0)
         ready = sorted(seen.values(), key=lambda e: (e.address.version, int(e.address)))
         if service is self.services.get(service.key):
             self._ready[service.key] = ready
         return ready
+
+    def pod_of(self, service_key: tuple[str, str], address: str) -> str:
+        """NAMESPACE/POD of the endpoint of that Service with that address ("" when the slices
+        name no pod for it)."""
+        service = self.services.get(service_key)
+        for sl in self.slices_of(service) if service is not None else ():
+            for ep in sl.endpoints:
+                if ep.pod and any(str(a) == address for a in ep.addresses):
+                    return f"{sl.namespace}/{ep.pod}"
+        return ""
 
     def endpoint_count(self) -> int:
         return sum(len(ep.addresses) for sl in self.slices.values() for ep in sl.endpoints)

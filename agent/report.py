@@ -6,11 +6,27 @@ import json
 from collections.abc import Sequence
 
 from agent.checks import CheckResult, DnsCheck
+from agent.findings import LOOK_AT, Finding
 from agent.results import SweepStats
 
 
-def to_json(results: Sequence[CheckResult], stats: SweepStats) -> str:
-    return json.dumps({"sweep": stats.to_json(), "results": [r.to_json() for r in results]}, indent=2)
+def to_json(results: Sequence[CheckResult], stats: SweepStats, findings: Sequence[Finding] = ()) -> str:
+    return json.dumps({"sweep": stats.to_json(), "findings": [f.to_json() for f in findings],
+                       "results": [r.to_json() for r in results]}, indent=2)
+
+
+def findings_text(findings: Sequence[Finding]) -> list[str]:
+    """Where it broke, most severe first: one line each, then what to look at."""
+    if not findings:
+        return ["FINDINGS: none"]
+    lines = [f"FINDINGS ({len(findings)})"]
+    for f in findings:
+        lines.append(f"{f.severity.value.upper():8}  {f.kind.value}: {f.suspect}")
+        lines.append(f"          {f.summary}")
+        lines.append(f"          look at: {LOOK_AT[f.kind]}")
+        lines += [f"          also fits: {alt}" for alt in f.alternatives]
+        lines += [f"          e.g. {ex}" for ex in f.examples[:2]]
+    return lines
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -18,7 +34,10 @@ def _table(rows: list[list[str]]) -> list[str]:
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
-def to_table(results: Sequence[CheckResult], stats: SweepStats, *, show_all: bool = False) -> str:
+def to_table(results: Sequence[CheckResult], stats: SweepStats, *, show_all: bool = False,
+             findings: Sequence[Finding] | None = None) -> str:
+    """The report: FINDINGS first (when given), then a row per Service, then the failing
+    checks (every check with `show_all`), then the totals."""
     services: dict[tuple[str, str], list[CheckResult]] = {}
     for r in results:
         services.setdefault((r.check.namespace, r.check.service), []).append(r)
@@ -32,7 +51,8 @@ def to_table(results: Sequence[CheckResult], stats: SweepStats, *, show_all: boo
         status = "FAIL " + ",".join(failing) if failing else ("ok (no ready endpoints)" if no_ep else "ok")
         summary.append([f"{ns}/{name}", f"{sum(r.passing for r in dns)}/{len(dns)}",
                         f"{sum(r.passing for r in tcp)}/{len(tcp)}" if tcp else "-", status])
-    lines = _table(summary) if len(summary) > 1 else ["(no Services in the inventory)"]
+    lines = [*findings_text(findings), ""] if findings is not None else []
+    lines += _table(summary) if len(summary) > 1 else ["(no Services in the inventory)"]
 
     shown = [r for r in results if show_all or not r.passing]
     if shown:

@@ -27,9 +27,10 @@ from typing import Any
 
 from aiohttp import web
 
-from agent import model, planner, server, settings as settings_mod
+from agent import __version__, model, planner, server, settings as settings_mod
 from agent.discovery.source import Source
 from agent.discovery.static import StaticSource
+from agent.findings import FindingTracker, Topology, analyze
 from agent.health import Health
 from agent.inventory import manifests
 from agent.metrics import Metrics
@@ -175,7 +176,9 @@ class Agent:
         self.dns = DnsEngine(timeout=s.dns.timeout_seconds, attempts=s.dns.attempts,
                              sockets=s.dns.sockets, budget=self.budget)
         self.prober = Prober(self.dns, tcp_timeout=s.tcp.timeout_seconds)
-        self.metrics = Metrics(self.store, health, series_budget=s.metrics.series_budget, budget=self.budget)
+        self.findings = FindingTracker()
+        self.metrics = Metrics(self.store, health, series_budget=s.metrics.series_budget, budget=self.budget,
+                               findings=lambda: self.findings.current)
         self.scheduler = Scheduler(self.prober, self.store,
                                    observe=self.metrics.observe, failing_budget=self.metrics.update_failing_budget,
                                    interval=s.scheduler.interval_seconds, spread=s.scheduler.spread,
@@ -185,6 +188,7 @@ class Agent:
         self.convergence = ConvergenceTracker(s.dns.grace_seconds)
         self._seen: model.Inventory | None = None
         self._assignment: Assignment | None = None
+        self._sample_cursor = 0
 
     def current_assignment(self) -> Assignment:
         """What this agent probes in the current inventory (recomputed when it changed)."""
@@ -198,10 +202,28 @@ class Agent:
             self._assignment = assign(inventory, self.assignment_settings)
         return self._assignment
 
+    def _path_sample(self, t: Assignment) -> frozenset[tuple[str, str]]:
+        """Owned Services also asked over the other DNS paths this sweep: recently changed ones
+        first (a stale replica gets those wrong), then the others in turn."""
+        n = self.settings.paths.sample_services
+        owned = [s.key for s in t.services if s.key not in t.canaries]
+        if not n or not owned or not t.paths:
+            return frozenset()
+        owned_set = set(owned)
+        chosen = [k for k in self.convergence.recently_changed() if k in owned_set][:n]
+        rest = [k for k in owned if k not in chosen]
+        take = min(n - len(chosen), len(rest))
+        if take:
+            start = self._sample_cursor % len(rest)
+            chosen += (rest[start:] + rest[:start])[:take]
+            self._sample_cursor = start + take
+        return frozenset(chosen)
+
     def plan(self) -> planner.Plan:
         t = self.current_assignment()
+        sample = self._path_sample(t)
         p = planner.plan(self.source.inventory, self.plan_settings, services=t.services, paths=t.paths,
-                         path_services=t.canaries, settle_by=self.convergence.settle_by())
+                         path_services=t.canaries | sample, settle_by=self.convergence.settle_by())
         if dict(p.capped) != self.health.capped:
             log.warning("plan cut short by limits (Services affected): %s",
                         ", ".join(f"limits.{k} {v}" for k, v in sorted(p.capped.items())) or "none any more")
@@ -217,15 +239,18 @@ class Agent:
     def _account_share(self, t: Assignment, p: planner.Plan) -> None:
         zone = self.settings.dns.cluster_domain
         per_service: dict[tuple[str, str], int] = {}
+        every_agent_q = 0  # the canaries, and the path sample of owned Services: every agent asks
         for c in p.dns:
-            per_service[(c.namespace, c.service)] = per_service.get((c.namespace, c.service), 0) + \
-                planner.expected_queries(c, zone)
-        canary_q = sum(q for k, q in per_service.items() if k in t.canaries)
-        owned_q = [q for k, q in per_service.items() if k not in t.canaries]
+            key = (c.namespace, c.service)
+            if key in t.canaries or c.path != "resolver":
+                every_agent_q += planner.expected_queries(c, zone)
+            else:
+                per_service[key] = per_service.get(key, 0) + planner.expected_queries(c, zone)
+        owned_q = list(per_service.values())
         avg = sum(owned_q) / len(owned_q) if owned_q else 0.0
         replicas = self.assignment_settings.replicas
         copies = min(replicas, len(t.peers)) if replicas else len(t.peers)
-        per_sweep = avg * t.selected * max(copies, 1) + canary_q * max(len(t.peers), 1)
+        per_sweep = avg * t.selected * max(copies, 1) + every_agent_q * max(len(t.peers), 1)
         self.health.note_share(peers=len(t.peers), selected=t.selected, owned=t.owned, canaries=len(t.canaries),
                                expected_qps=per_sweep / self.settings.scheduler.interval_seconds)
 
@@ -234,17 +259,54 @@ class Agent:
         return planner.plan(self.source.inventory, self.plan_settings, services=[service], paths=t.paths,
                             path_services={service.key})
 
+    def topology(self) -> Topology:
+        """What the findings need to know of cluster DNS and of the endpoints' pods."""
+        inventory = self.source.inventory
+        key = self.assignment_settings.dns_service
+        svc = inventory.services.get(key) if key else None
+        pods: dict[str, str] = {}
+        ready: set[str] = set()
+        for sl in inventory.slices_of(svc) if svc is not None else ():
+            for ep in sl.endpoints:
+                if ep.addresses:
+                    address = str(ep.addresses[0])
+                    if ep.pod:
+                        pods[address] = f"{sl.namespace}/{ep.pod}"
+                    if ep.ready:
+                        ready.add(address)
+        return Topology(
+            dns_service=key,
+            dns_service_ips=frozenset(str(ip) for ip in svc.cluster_ips) if svc is not None else frozenset(),
+            replica_pods=pods,
+            ready_replicas=len(ready) if svc is not None else None,
+            pod_of=lambda ns, name, address: inventory.pod_of((ns, name), address),
+            node=self.settings.node_name,
+        )
+
+    def update_findings(self, stats: SweepStats | None = None) -> None:
+        """Findings from the latest results (after every sweep)."""
+        self.findings.update(analyze(self.store.snapshot(), self.topology()))
+
     def context(self) -> server.Context:
         return server.Context(store=self.store, health=self.health, metrics=self.metrics,
                               inventory=lambda: self.source.inventory, plan_for=self.plan_for,
-                              prober=self.prober)
+                              prober=self.prober, findings=lambda: self.findings.current,
+                              agent=self.identity())
+
+    def identity(self) -> dict[str, str | None]:
+        """Which agent answers (the JSON API, diagnose): its node, pod and version."""
+        s = self.settings
+        return {"node": s.node_name or None, "pod": f"{s.pod_namespace}/{s.pod_name}" if s.pod_name else None,
+                "pod_ip": s.pod_ip or None, "version": __version__}
 
     async def check_once(self) -> SweepStats:
         """One sweep as fast as the limits allow (`svcprobe check`)."""
         try:
-            return await self.scheduler.sweep(self.plan(), window=0)
+            stats = await self.scheduler.sweep(self.plan(), window=0)
         finally:
             await self.dns.close()
+        self.update_findings(stats)
+        return stats
 
     async def _forget_removed(self) -> None:
         """Drop results of Services this agent no longer probes as soon as the inventory says so.
@@ -264,7 +326,7 @@ class Agent:
         # loop for 100+ ms at 10,000 Services and skew probe timings.
         gc.collect()
         gc.freeze()
-        await self.scheduler.run_forever(self.plan)
+        await self.scheduler.run_forever(self.plan, self.update_findings)
 
     async def run(self, *, stop: asyncio.Event | None = None,
                   on_listening: Callable[[str, int], Awaitable[None] | None] | None = None) -> None:

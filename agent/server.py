@@ -33,6 +33,7 @@ from aiohttp import http_exceptions, web
 
 from agent import model
 from agent.checks import CheckResult, DnsCheck, TcpCheck
+from agent.findings import Finding
 from agent.health import Health
 from agent.metrics import Metrics
 from agent.planner import Plan
@@ -57,6 +58,8 @@ class Context:
     inventory: Callable[[], model.Inventory]
     plan_for: Callable[[model.Service], Plan]
     prober: Prober
+    findings: Callable[[], list[Finding]] = list
+    agent: dict[str, Any] = dataclasses.field(default_factory=dict)  # who answers: node, pod, version
     debug_interval: float = 1.0
     _debug_lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     _debug_last: float = -1e9
@@ -176,6 +179,29 @@ async def results_handler(request: web.Request) -> web.StreamResponse:
     })
 
 
+async def findings_handler(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    bad = _check_params(request, ())
+    if bad is not None:
+        return bad
+    sweep = ctx.store.last_sweep
+    return await _send_json(request, {
+        "agent": ctx.agent,
+        "sweep": sweep.to_json() if sweep else None,
+        "findings": [f.to_json() for f in ctx.findings()],
+    })
+
+
+def concerning(findings: list[Finding], service: model.Service, inventory: model.Inventory) -> list[Finding]:
+    """The findings about a Service: it is among their Services, or their suspect is it or one of
+    its endpoints."""
+    ref = f"{service.namespace}/{service.name}"
+    addresses = {str(a) for sl in inventory.slices_of(service) for ep in sl.endpoints for a in ep.addresses}
+    return [f for f in findings if service.key in f.services
+            or (f.suspect.type == "service" and f.suspect.name == ref)
+            or (f.suspect.address and f.suspect.address in addresses)]
+
+
 def summarize(results: list[CheckResult]) -> dict[str, Any]:
     by_result: dict[str, int] = {}
     for r in results:
@@ -216,13 +242,15 @@ async def debug_probe(request: web.Request) -> web.StreamResponse:
         "external_name": service.external_name or None,
         "ready_endpoints": [str(e.address) for e in ctx.inventory().ready_endpoints(service)],
         "summary": summarize(list(results)),
+        # What the last sweep found about this Service (the probe just run is not analysed).
+        "findings": [f.to_json() for f in concerning(ctx.findings(), service, ctx.inventory())],
         "results": [r.to_json() for r in results],
     })
 
 
 async def index(request: web.Request) -> web.Response:
     return web.json_response({"endpoints": ["/metrics", "/healthz", "/readyz", "/api/v1/results",
-                                            "/debug/probe?service=NAMESPACE/NAME"]})
+                                            "/api/v1/findings", "/debug/probe?service=NAMESPACE/NAME"]})
 
 
 class _BoundedFactory:
@@ -356,5 +384,6 @@ def make_app(ctx: Context) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/v1/results", results_handler)
+    app.router.add_get("/api/v1/findings", findings_handler)
     app.router.add_get("/debug/probe", debug_probe)
     return app

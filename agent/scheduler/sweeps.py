@@ -156,8 +156,10 @@ class Scheduler:
                 task.cancel()
             submitted.cancel()
 
-    async def run_forever(self, plan_source: Callable[[], Plan]) -> None:
-        """Sweep every interval until cancelled; a new plan is taken at each sweep start."""
+    async def run_forever(self, plan_source: Callable[[], Plan],
+                          after_sweep: Callable[[SweepStats], None] | None = None) -> None:
+        """Sweep every interval until cancelled; a new plan is taken at each sweep start, and
+        `after_sweep` is called with each completed sweep's stats."""
         loop = asyncio.get_running_loop()
         # Agents started together (a DaemonSet rollout) should not sweep in lockstep.
         await self._sleep(self.rng.random() * min(self.interval, 5.0) * self.jitter)
@@ -166,6 +168,8 @@ class Scheduler:
             plan = plan_source()
             stats = await self.sweep(plan)
             log.info("sweep done: %d checks in %.2fs, %d failing", stats.checks, stats.duration, stats.failing)
+            if after_sweep is not None:
+                after_sweep(stats)
             await self._sleep(max(0.0, self.interval - (loop.time() - begun)))
 
     async def _sleep(self, seconds: float) -> None:

@@ -126,7 +126,15 @@ class PathSettings:
     cluster_ip: bool = f(True, "Also resolve the canary Services' FQDNs through the cluster DNS "
                          "Service IP (every agent, every sweep).")
     endpoints: bool = f(True, "Also resolve the canary Services' FQDNs at every cluster DNS replica "
-                        "directly, so one sick replica shows up by its address.")
+                        "directly, so one sick replica shows up by its address. Replicas the "
+                        "EndpointSlices list as not ready are asked too and shown, never counted as "
+                        "failing (they take no traffic).")
+    sample_services: int = f(4, "Besides the canaries, this many of the Services this agent owns are "
+                             "asked over the `cluster_ip`, `endpoint` and `nodelocal` paths each sweep, "
+                             "recently changed ones first, the rest in turn: a replica serving stale "
+                             "data for any Service is found within a few sweeps. Costs about "
+                             "`sample_services x (replicas + 2) x qtypes` queries per sweep.",
+                             min=0, max=1000)
     nodelocal_address: str = f("", "NodeLocal DNSCache address (e.g. 169.254.20.10) for the "
                                "`nodelocal` path. Empty: detected, i.e. a link-local nameserver "
                                "(169.254.0.0/16) among `dns.nameservers` is taken to be NodeLocal "

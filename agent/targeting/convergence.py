@@ -21,6 +21,10 @@ def _fingerprint(inventory: model.Inventory, svc: model.Service) -> int:
     return hash((svc, ready))
 
 
+# How long a change is remembered after its grace window, for `recently_changed`.
+REMEMBER_SECONDS = 600.0
+
+
 class ConvergenceTracker:
     def __init__(self, grace: float, *, clock: Callable[[], float] = time.time) -> None:
         self.grace = grace
@@ -36,9 +40,14 @@ class ConvergenceTracker:
                 if self._prints.get(key) != fp:
                     self._changed_at[key] = now
         self._prints = prints
-        cutoff = now - self.grace
+        cutoff = now - max(self.grace, REMEMBER_SECONDS)
         self._changed_at = {k: t for k, t in self._changed_at.items() if k in prints and t > cutoff}
 
     def settle_by(self) -> dict[Key, float]:
         now = self.clock()
         return {k: t + self.grace for k, t in self._changed_at.items() if t + self.grace > now}
+
+    def recently_changed(self) -> list[Key]:
+        """Services that changed within the last REMEMBER_SECONDS, most recent first (what a
+        replica serving stale data would get wrong)."""
+        return sorted(self._changed_at, key=lambda k: -self._changed_at[k])

@@ -225,6 +225,25 @@ async def test_debug_probe_runs_one_service_now(running: Running) -> None:
     assert set(asked) <= seen
 
 
+async def test_findings_name_each_planted_fault_once(running: Running) -> None:
+    """The demo's three faults give three findings, on /api/v1/findings, in /metrics and in the
+    debug view of the Service concerned; the healthy Services give none."""
+    await running.wait_for(lambda: running.agent.findings.current, "findings after a sweep")
+    status, body, _ = await running.get("/api/v1/findings")
+    assert status == 200 and body["agent"]["version"] and body["sweep"]["checks"] > 0
+    got = sorted((f["kind"], f["suspect"]["text"]) for f in body["findings"])
+    checkout = next(f for f in body["findings"] if f["kind"] == "endpoint_down")
+    assert got == sorted([("service_records", "Service shop/search"), ("service_records", "Service shop/reviews"),
+                          ("endpoint_down", checkout["suspect"]["text"])])
+    assert checkout["evidence"]["services"] == ["shop/checkout"] and checkout["look_at"]
+    gauges = {(lab["kind"], lab["suspect"]) for lab, v in (await running.metrics())["svcprobe_finding"] if v == 1}
+    assert gauges == set(got)
+    assert (await running.get("/api/v1/findings?kind=x"))[0] == 400
+    await asyncio.sleep(1.1)  # the debug probe's rate limit
+    status, probe, _ = await running.get("/debug/probe?service=shop/search")
+    assert [f["suspect"]["text"] for f in probe["findings"]] == ["Service shop/search"]
+
+
 @pytest.mark.parametrize(("query", "status"), [
     ("?service=shop/nope", 404),
     ("?service=shop", 400),

@@ -182,3 +182,17 @@ def test_table_warns_about_cpu_starvation(running: float, waiting: float | None,
     assert ("waited for a CPU" in out) is warned
     if warned:
         assert "33% of the time it needed one (100 ms)" in out
+
+
+def test_findings_come_first_and_say_what_to_look_at() -> None:
+    from agent.findings import Topology, analyze
+
+    findings = analyze(RESULTS, Topology(pod_of=lambda ns, svc, addr: f"{ns}/web-7f9c"))
+    out = report.to_table(RESULTS, STATS, findings=findings)
+    lines = out.splitlines()
+    assert lines[0] == "FINDINGS (2)"
+    assert "endpoint_down: pod shop/web-7f9c (fd00::21)" in out and "service_records: Service shop/web" in out
+    assert out.index("look at: that pod") < out.index("SERVICE  ")
+    assert report.to_table([r for r in RESULTS if r.passing], STATS, findings=[]).startswith("FINDINGS: none\n")
+    doc = json.loads(report.to_json(RESULTS, STATS, findings))
+    assert [f["kind"] for f in doc["findings"]] == [f.kind.value for f in findings]
