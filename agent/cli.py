@@ -1,4 +1,4 @@
-"""Command line: `svcprobe run | check | demo | config-reference`.
+"""Command line: `svcprobe run | check | diagnose | demo | config-reference`.
 
 This is the only module that reads the process environment. Exit codes: `check` 0 healthy,
 1 some check failed; `run` 0 after SIGTERM/SIGINT, 1 when a task of the agent died; both 2
@@ -25,6 +25,7 @@ from agent.discovery.source import Source
 log = logging.getLogger("agent")
 
 # `check`: 0 healthy, 1 something failing, 2 bad usage, configuration or inventory.
+# `diagnose`: 0 no verdict, 1 verdicts or agents not heard from, 2 no source usable.
 # `run`: 0 after SIGTERM/SIGINT, 1 when a task of the agent died (logged with its traceback), 2 as above.
 EXIT_OK, EXIT_FAILING, EXIT_USAGE = 0, 1, 2
 EXIT_CRASHED = 1
@@ -63,12 +64,38 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, default=0.0, metavar="SECONDS",
                       help="stop after this long (0: until Ctrl-C)")
     demo.add_argument("--log-level", choices=settings_mod.LOG_LEVELS, default="info")
+    diagnose = sub.add_parser(
+        "diagnose", help="merge every agent's findings into cluster verdicts; exit 1 if there are any",
+        description="Gather the findings of every agent and say where the cluster is broken. Sources: "
+                    "--prometheus (the svcprobe_finding series), --agent URLs, or by default the agents "
+                    "listed by their headless Service (sharding.peers_service) in the Kubernetes API "
+                    "or a static --inventory.")
+    src = diagnose.add_mutually_exclusive_group()
+    src.add_argument("--prometheus", metavar="URL", help="Prometheus base URL (e.g. http://localhost:9090)")
+    src.add_argument("--agent", metavar="URL", action="append", help="an agent's base URL (repeatable)")
+    diagnose.add_argument("--agents-service", metavar="NAMESPACE/NAME",
+                          help="the agents' headless Service (default: sharding.peers_service)")
+    diagnose.add_argument("--config", metavar="FILE", help="YAML configuration file (Kubernetes API access)")
+    diagnose.add_argument("--inventory", metavar="FILE", help="static inventory listing the agents' Service")
+    diagnose.add_argument("--output", choices=("table", "json"), default="table", help="report format")
+    diagnose.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request")
+    diagnose.add_argument("--stale-after", type=float, default=300.0, metavar="SECONDS",
+                          help="--prometheus: an agent whose last sweep is older is not heard")
+    diagnose.add_argument("--log-level", choices=settings_mod.LOG_LEVELS, help="log level")
     sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
     return parser
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if args.command == "diagnose":
+        if args.inventory is not None:
+            out["inventory.file"] = args.inventory
+        if args.agents_service is not None:
+            out["sharding.peers_service"] = args.agents_service
+        if args.log_level is not None:
+            out["log_level"] = args.log_level
+        return out
     if args.inventory is not None:
         out["inventory.file"] = args.inventory
     if args.nameserver:
@@ -178,6 +205,41 @@ async def _stop(task: asyncio.Task[None]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
+async def _diagnose(args: argparse.Namespace) -> int:
+    from agent import diagnose
+
+    if args.prometheus:
+        gathered = await diagnose.from_prometheus(args.prometheus, timeout=args.timeout,
+                                                  stale_after=args.stale_after)
+    else:
+        urls = args.agent or await _agent_urls(load_settings(args, dict(os.environ)))
+        gathered = await diagnose.from_agents(urls, timeout=args.timeout)
+    if not gathered.nodes:
+        raise diagnose.DiagnoseError(f"no agent could be heard ({gathered.source}): "
+                                     + "; ".join(gathered.silent[:5]))
+    sys.stdout.write(diagnose.to_json(gathered) + "\n" if args.output == "json" else diagnose.to_text(gathered))
+    return EXIT_FAILING if gathered.verdicts() or gathered.silent else EXIT_OK
+
+
+async def _agent_urls(s: settings_mod.Settings) -> list[str]:
+    """The agents' URLs from their headless Service, read from the API or the static inventory."""
+    from agent import diagnose
+    from agent.health import Health
+
+    peers = settings_mod.service_refs(s).peers_service
+    if peers is None:
+        raise diagnose.DiagnoseError("which Service lists the agents? Give --agents-service NAMESPACE/NAME "
+                                     "(or --agent URL, or --prometheus URL)")
+    health = Health()
+    source = runner.open_source(s, health, strict=False)
+    watch = await _sync_from_api(source) if health.kube_discovery else None
+    try:
+        return diagnose.agent_urls(source.inventory, peers, settings_mod.parse_listen(s.listen)[1])
+    finally:
+        if watch is not None:
+            await _stop(watch)
+
+
 async def _run(s: settings_mod.Settings) -> int:
     agent = runner.build(s)
     await runner.connect(agent.source)
@@ -202,6 +264,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (settings_mod.ConfigError, OSError) as exc:
             print(f"svcprobe demo: {exc}", file=sys.stderr)
             return EXIT_USAGE
+    if args.command == "diagnose":
+        from agent.diagnose import DiagnoseError
+
+        setup_logging(args.log_level or "warning")
+        try:
+            return asyncio.run(_diagnose(args))
+        except settings_mod.ConfigError as exc:
+            print(f"svcprobe diagnose: configuration error: {exc}", file=sys.stderr)
+        except (DiagnoseError, runner.SourceError) as exc:
+            print(f"svcprobe diagnose: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         s = load_settings(args, dict(os.environ))
     except settings_mod.ConfigError as exc:

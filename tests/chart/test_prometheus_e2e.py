@@ -13,27 +13,22 @@ Waits are bounded by deadlines; nothing asserts how long anything took.
 
 from __future__ import annotations
 
-import json
 import pathlib
-import signal
-import socket
 import subprocess
-import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import yaml
 
 from tests.support.chart import ROOT, RULES, dashboard_queries, grafana_expand, tool
+from tests.support.processes import free_port, http_body, http_json, start, stop, wait_for
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 NODE = "demo-node"
-DEADLINE = 120.0   # seconds; generous, only bounds a hang
 
 # Queries that have nothing to show in the demo, and why. Everything else must return data.
 EMPTY_IN_DEMO = {
@@ -46,63 +41,6 @@ EMPTY_IN_DEMO = {
     "panel 'Kubernetes API synced' target A":
         "svcprobe_kube_synced exists only with Kubernetes API discovery, not a static inventory",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def http_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return json.load(resp)
-
-
-def http_body(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return bytes(resp.read())
-
-
-def start(args: list[str], log: pathlib.Path) -> subprocess.Popen[str]:
-    """Start a process with its output in `log` (a pipe nobody reads could fill and block it)."""
-    with log.open("w") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True,
-                                cwd=log.parent)
-    LOGS[proc.pid] = log
-    return proc
-
-
-LOGS: dict[int, pathlib.Path] = {}
-
-
-def wait_for(what: str, probe: Callable[[], T | None], procs: list[subprocess.Popen[str]]) -> T:
-    """Poll `probe` until it returns something truthy; fail at the deadline or if a process dies."""
-    end = time.monotonic() + DEADLINE
-    last: Exception | None = None
-    while time.monotonic() < end:
-        for p in procs:
-            if p.poll() is not None:
-                tail = LOGS[p.pid].read_text()[-3000:]
-                pytest.fail(f"{p.args[0]} exited {p.returncode} while waiting for {what}:\n{tail}")
-        try:
-            result = probe()
-            if result:
-                return result
-        except OSError as exc:   # not listening yet
-            last = exc
-        time.sleep(0.5)
-    pytest.fail(f"gave up waiting for {what} (last error: {last})")
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def svcprobe_bin() -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from agent.checks import CheckResult, DnsCheck, DnsExpectation, DnsResult, Expect, TcpCheck, TcpResult
 from agent.findings import FindingTracker, Kind, Severity, Topology, analyze
+from agent.findings.cluster import Reported, merge
 from agent.findings.kinds import Finding
 
 ZONE = "cluster.local"
@@ -254,3 +255,46 @@ def test_tracker_keeps_first_seen_while_a_finding_lasts() -> None:
     assert tracker.update(analyze(healthy(), TOPO)) == []
     now[0] = 160.0
     assert tracker.update(analyze(broken, TOPO))[0].first_seen == 160.0
+
+
+# --------------------------------------------------------------------------- across the cluster
+
+NODES = [f"node-{i}" for i in range(1, 41)]
+
+
+def test_one_node_fault_is_that_node_only() -> None:
+    reported = [Reported("node-7", Kind.SERVICE_PROXY, Severity.CRITICAL, "node node-7", "3 of 3 Service IPs fail")]
+    [v] = merge(reported, NODES)
+    assert v.text() == "Service proxy (kube-proxy) broken on node-7 only (1 of 40 nodes)"
+    assert v.summaries == ["node-7: 3 of 3 Service IPs fail"]
+
+
+def test_a_pod_seen_down_from_most_nodes_is_the_pod() -> None:
+    pod = "pod shop/web-2 (198.19.2.2)"
+    reported = [Reported(n, Kind.ENDPOINT_DOWN, Severity.WARNING, pod) for n in NODES[:38]]
+    [v] = merge(reported, NODES)
+    assert v.suspect == pod and len(v.nodes) == 38
+    assert v.text().endswith("(38 of 40 nodes)") and pod in v.text()
+
+
+def test_replica_stale_everywhere_and_dns_down_on_some_nodes() -> None:
+    replica = "pod kube-system/coredns-b (198.19.1.3)"
+    dns = "Service kube-system/kube-dns (198.18.0.10)"
+    reported = [Reported(n, Kind.DNS_REPLICA, Severity.WARNING, replica) for n in NODES]
+    reported += [Reported(n, Kind.DNS_UNREACHABLE, Severity.CRITICAL, dns) for n in ("node-3", "node-4")]
+    down, stale = merge(reported, NODES)
+    assert down.text() == f"cluster DNS does not answer: {dns} on node-3, node-4 only (2 of 40 nodes)"
+    assert "network from those nodes" in down.look_at()
+    assert stale.text() == f"a CoreDNS replica fails or serves different data: {replica} seen from all 40 nodes"
+    everywhere = merge([Reported(n, Kind.DNS_UNREACHABLE, Severity.CRITICAL, dns) for n in NODES], NODES)
+    assert everywhere[0].everywhere and "CoreDNS pods running" in everywhere[0].look_at()
+
+
+def test_node_local_suspects_on_several_nodes_are_one_verdict() -> None:
+    reported = [Reported(n, Kind.NODE_RESOLVER, Severity.CRITICAL, f"node {n}") for n in ("node-1", "node-9")]
+    [v] = merge(reported, NODES[:10])
+    assert v.suspect == "" and v.nodes == ["node-1", "node-9"] and "(2 of 10 nodes)" in v.text()
+
+
+def test_healthy_cluster_has_no_verdict() -> None:
+    assert merge([], NODES) == []
