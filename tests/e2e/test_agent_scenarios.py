@@ -94,6 +94,11 @@ class Check:
     rc: int
     results: list[dict[str, Any]]
     stderr: str
+    findings: list[dict[str, Any]]
+
+    def found(self) -> list[tuple[str, str]]:
+        """(kind, suspect) of each finding: what the agent says broke."""
+        return [(f["kind"], f["suspect"]["text"]) for f in self.findings]
 
     def select(self, **kw: Any) -> list[dict[str, Any]]:
         return [r for r in self.results if all(r.get(k) == v for k, v in kw.items())]
@@ -116,7 +121,7 @@ def run_check(bed: TestBed, shop: Shop, node: str = "node1", *, source: str = "a
     source: "api" (discovery through the kubernetes ClusterIP), "api-direct" (the API server's
     own address, for a node whose kube-proxy is broken) or "inventory" (a fresh kubectl dump)."""
     envs = {"SVCPROBE_SELECTION_NAMESPACES": shop.ns, "SVCPROBE_SHARDING_REPLICAS": "0",
-            "SVCPROBE_DNS_GRACE_SECONDS": "0", **env}
+            "SVCPROBE_DNS_GRACE_SECONDS": "0", "SVCPROBE_NODE_NAME": node, **env}
     args = ["--output", "json"]
     if source == "inventory":
         inv = bed.workdir / f"inventory-{node}.yaml"
@@ -128,12 +133,14 @@ def run_check(bed: TestBed, shop: Shop, node: str = "node1", *, source: str = "a
     cp = bed.node_exec(node, ["env", *(f"{k}={v}" for k, v in envs.items()),
                               sys.executable, "-m", "agent", "check", *args], timeout=180)
     assert cp.returncode in (0, 1), f"svcprobe check exited {cp.returncode}: {cp.stderr}"
-    return Check(cp.returncode, json.loads(cp.stdout)["results"], cp.stderr)
+    doc = json.loads(cp.stdout)
+    return Check(cp.returncode, doc["results"], cp.stderr, doc["findings"])
 
 
 def assert_healthy(bed: TestBed, shop: Shop, node: str = "node1", source: str = "api") -> Check:
     c = run_check(bed, shop, node, source=source)
     assert c.rc == 0 and not c.failing(), c.summary()
+    assert c.found() == []  # a healthy node: nothing to look at
     return c
 
 
@@ -148,7 +155,7 @@ def test_services_resolved_in_all_forms_and_probed(bed: TestBed, shop: Shop, sou
         assert all(r["answer"] == [shop.web_ip] for r in web_dns if r["qtype"] == "A")
         assert {r["name"] for r in c.select(service="web", qtype="SRV")} == {
             f"_http._tcp.web.{ns}.svc.cluster.local.", f"_https._tcp.web.{ns}.svc.cluster.local."}
-        assert {(r["address"], r["port"]) for r in c.select(service="web", path="cluster_ip")} == \
+        assert {(r["address"], r["port"]) for r in c.select(service="web", check="tcp", path="cluster_ip")} == \
             {(shop.web_ip, 80), (shop.web_ip, 443)}
         assert {(r["address"], r["port"]) for r in c.select(service="web", check="tcp",
                                                            path="endpoint")} == \
@@ -178,6 +185,9 @@ def test_coredns_stopped_then_recovered(bed: TestBed, shop: Shop) -> None:
         assert dns and all(r["result"] in NO_SERVER for r in dns), c.summary(dns)
         assert {r["address"] for r in c.select(check="dns", path="endpoint")} == \
             {bed.dns_ip(i) for i in range(1, bed.dns_replicas + 1)}
+        # One finding: cluster DNS, every failing check explained by it.
+        assert c.found() == [("dns_unreachable", f"Service kube-system/kube-dns ({KUBE_DNS_IP})")], c.findings
+        assert c.findings[0]["evidence"]["failing_checks"] == len(c.failing())
         # TCP to the web Services is unaffected: DNS is the culprit, not the data plane.
         assert all(r["passing"] for r in c.select(service="web", check="tcp"))
     finally:
@@ -200,6 +210,9 @@ def test_one_of_two_coredns_replicas_dead(bed: TestBed, shop: Shop) -> None:
         # whatever fails on the resolver/ClusterIP paths is a missing server (kube-proxy sends
         # about half the queries to the dead replica), never a wrong answer
         assert {r["result"] for r in c.failing() if r["check"] == "dns"} <= NO_SERVER
+        # ... and all of it is that replica's doing: one finding naming its pod
+        assert c.found() == [("dns_replica", f"pod kube-system/coredns-2 ({dead})")], c.findings
+        assert c.findings[0]["evidence"]["failing_checks"] == len(c.failing())
     finally:
         shop.restore(bed)
     assert_healthy(bed, shop)
@@ -217,6 +230,8 @@ def test_one_replica_gives_a_wrong_answer(bed: TestBed, shop: Shop) -> None:
         assert wrong[0]["answer"] == ["198.19.1.254"]
         assert all(r["result"] == "ok" for r in c.select(check="dns", path="endpoint",
                                                          address=honest))
+        assert c.found() == [("dns_replica", f"pod kube-system/coredns-2 ({liar})")], c.findings
+        assert "answers differently" in c.findings[0]["summary"]
     finally:
         bed.start_coredns(2)
         shop.restore(bed)
@@ -237,6 +252,10 @@ def test_wrong_answer_for_one_name(bed: TestBed, shop: Shop) -> None:
         # Only that name is wrong.
         others = [r for r in c.failing() if not (r["service"] == "web" and r["qtype"] == "A")]
         assert not others, c.summary(others)
+        # Every replica agrees on the wrong record (the sample asks them): cluster DNS's view.
+        assert c.select(service="web", check="dns", path="endpoint")
+        assert c.found() == [("service_records", f"Service {shop.ns}/web")], c.findings
+        assert not c.findings[0]["alternatives"]
     finally:
         for r in range(1, bed.dns_replicas + 1):
             bed.start_coredns(r)
@@ -256,7 +275,8 @@ def test_backend_killed(bed: TestBed, shop: Shop) -> None:
         assert alive and all(r["result"] == "ok" for r in alive)
         assert all(r["passing"] for r in c.select(check="dns")), c.summary()
         # The ClusterIP may land on either endpoint: refused or ok, nothing else.
-        assert {r["result"] for r in c.select(service="web", path="cluster_ip")} <= {"ok", "refused"}
+        assert {r["result"] for r in c.select(service="web", check="tcp", path="cluster_ip")} <= {"ok", "refused"}
+        assert c.found() == [("endpoint_down", f"pod {shop.ns}/{dead.name} ({dead.ip})")], c.findings
     finally:
         shop.restore(bed)
     assert_healthy(bed, shop)
@@ -277,6 +297,9 @@ def test_kube_proxy_rules_flushed_on_one_node(bed: TestBed, shop: Shop) -> None:
         assert endpoint and all(r["passing"] for r in endpoint), c.summary(endpoint)
         # DNS through the kube-dns ClusterIP fails too, as it would for pods on that node
         assert all(r["result"] == "timeout" for r in c.select(check="dns", path="cluster_ip"))
+        # One finding: this node's Service proxy, which explains every failing check.
+        assert c.found() == [("service_proxy", "node node2")], c.findings
+        assert c.findings[0]["evidence"]["failing_checks"] == len(c.failing())
         # the other node is healthy
         assert_healthy(bed, shop, "node1")
     finally:
@@ -297,6 +320,7 @@ def test_all_endpoints_removed_is_not_an_alarm(bed: TestBed, shop: Shop) -> None
                    what="kube-proxy drops the endpoints")
         c = run_check(bed, shop)
         assert c.rc == 0, c.summary()
+        assert c.found() == [], c.findings  # scaled to zero: expected, nothing to look at
         web_tcp = c.select(service="web", check="tcp")
         assert sorted((r["path"], r["port"], r["result"]) for r in web_tcp) == [
             ("cluster_ip", 80, "no_endpoints"), ("cluster_ip", 443, "no_endpoints")]
@@ -323,6 +347,7 @@ def test_terminating_endpoint_during_rollout_is_not_an_alarm(bed: TestBed, shop:
                    what="kube-proxy drops the terminating endpoint")
         c = run_check(bed, shop)
         assert c.rc == 0, c.summary()
+        assert c.found() == [], c.findings  # a rollout: nothing to look at
         assert not c.select(check="tcp", address=old.ip)
     finally:
         shop.restore(bed)
@@ -378,3 +403,110 @@ def test_metrics_show_the_failing_path(bed: TestBed, shop: Shop) -> None:
             proc.kill()
             proc.wait(timeout=10)
         shop.restore(bed)
+
+
+@dataclass
+class Agents:
+    """`svcprobe run` on every node, Prometheus (Debian's) scraping them from node1."""
+
+    urls: dict[str, str]  # node -> agent base URL
+    prometheus: str
+
+    def diagnose(self, bed: TestBed, *source: str) -> tuple[int, dict[str, Any]]:
+        cp = bed.node_exec("node1", [sys.executable, "-m", "agent", "diagnose", "--output", "json", *source],
+                           timeout=90)
+        # 2: no source usable yet (Prometheus has not scraped the agents): the caller waits
+        assert cp.returncode in (0, 1, 2), f"svcprobe diagnose exited {cp.returncode}: {cp.stderr}"
+        return cp.returncode, json.loads(cp.stdout) if cp.returncode != 2 else {"verdicts": [], "silent": [cp.stderr]}
+
+    def findings(self, bed: TestBed, node: str) -> list[tuple[str, str]]:
+        got = bed.probe("node1", "http", f"{self.urls[node]}/api/v1/findings")
+        if got.get("status") != 200:
+            return [("(no answer)", str(got.get("status")))]
+        doc = json.loads(got["body"])
+        return [("(no sweep)", "")] if doc["sweep"] is None else \
+            [(f["kind"], f["suspect"]["text"]) for f in doc["findings"]]
+
+
+@pytest.fixture
+def agents(bed: TestBed, shop: Shop, tmp_path: Any) -> Iterator[Agents]:
+    from tests.support.chart import tool
+
+    procs: list[subprocess.Popen[bytes]] = []
+    urls = {}
+    try:
+        for node in bed.nodes:
+            ip = bed.node(node).ip
+            urls[node] = f"http://{ip}:9142"
+            env = {"SVCPROBE_SELECTION_NAMESPACES": shop.ns, "SVCPROBE_SHARDING_REPLICAS": "0",
+                   "SVCPROBE_DNS_GRACE_SECONDS": "0", "SVCPROBE_SCHEDULER_INTERVAL_SECONDS": "2",
+                   "SVCPROBE_LISTEN": f"{ip}:9142", "SVCPROBE_SHUTDOWN_DRAIN_SECONDS": "0",
+                   "SVCPROBE_NODE_NAME": node,
+                   # the API server's own address: an agent whose node loses its kube-proxy rules
+                   # must still see the cluster, or it could say nothing about that node
+                   "SVCPROBE_KUBERNETES_KUBECONFIG": shop.creds.direct}
+            with open(bed.logs / f"svcprobe-run-{node}.log", "wb") as log:
+                procs.append(bed.node_popen(node, ["env", *(f"{k}={v}" for k, v in env.items()), sys.executable,
+                                                   "-m", "agent", "run"], stdout=log, stderr=subprocess.STDOUT))
+        prom_ip = bed.node("node1").ip
+        config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+                  "scrape_configs": [{"job_name": "svcprobe", "honor_labels": True, "static_configs": [
+                      {"targets": [u.split("//")[1]], "labels": {"node": n}} for n, u in urls.items()]}]}
+        (tmp_path / "prometheus.yml").write_text(json.dumps(config))
+        with open(bed.logs / "prometheus-diagnose.log", "wb") as log:
+            procs.append(bed.node_popen("node1", [
+                tool("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address={prom_ip}:9090",
+                "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT))
+        a = Agents(urls, f"http://{prom_ip}:9090")
+        for node in bed.nodes:
+            eventually(lambda node=node: a.findings(bed, node) == [], timeout=90,
+                       what=f"the agent on {node} sweeping with no finding")
+        yield a
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=10)
+
+
+def test_diagnose_names_the_broken_node_and_the_dead_pod(bed: TestBed, shop: Shop, agents: Agents) -> None:
+    """Cluster verdicts from every node's agent, through Prometheus and from the agents
+    directly: a healthy bed has none; kube-proxy broken on node2 is node2's, one of two; a
+    dead backend is that pod's, seen from both nodes."""
+    sources = {"prometheus": ("--prometheus", agents.prometheus),
+               "agents": tuple(a for u in agents.urls.values() for a in ("--agent", u))}
+    n = len(bed.nodes)
+
+    def verdicts(source: str) -> tuple[int, set[tuple[str, str | None, tuple[str, ...], int]], list[str]]:
+        """Exit code, (kind, suspect, nodes, of nodes) of each verdict, agents not heard from."""
+        rc, doc = agents.diagnose(bed, *sources[source])
+        return rc, {(v["kind"], v["suspect"], tuple(v["nodes"]), v["of_nodes"]) for v in doc["verdicts"]}, \
+            doc["silent"]
+
+    for source in sources:
+        eventually(lambda source=source: verdicts(source) == (0, set(), []), timeout=60,
+                   what=f"no verdict from {source} on a healthy bed")
+    dead = shop.web[1]
+    try:
+        bed.flush_proxy_rules("node2")
+        eventually(lambda: agents.findings(bed, "node2") == [("service_proxy", "node node2")], timeout=60,
+                   what="node2's agent to find its Service proxy broken")
+        want = {("service_proxy", None, ("node2",), n)}
+        for source in sources:
+            eventually(lambda source=source: verdicts(source) == (1, want, []), timeout=60,
+                       what=f"{source}: kube-proxy broken on node2 only")
+        shop.restore(bed)
+        bed.stop_backend(dead.name)
+        want = {("endpoint_down", f"pod {shop.ns}/{dead.name} ({dead.ip})", tuple(bed.nodes), n)}
+        for source in sources:
+            eventually(lambda source=source: verdicts(source) == (1, want, []), timeout=60,
+                       what=f"{source}: the dead backend's pod, seen from every node")
+    finally:
+        shop.restore(bed)
+    for source in sources:
+        eventually(lambda source=source: verdicts(source) == (0, set(), []), timeout=60,
+                   what=f"{source}: no verdict after healing")
