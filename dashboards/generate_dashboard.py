@@ -201,6 +201,20 @@ def build() -> dict[str, Any]:
     L.add(stat("Agents down", "Agents Prometheus fails to scrape.",
                f"count(up{sel()} == 0) or vector(0)", "none", [(ok, None), (bad, 1)]), 4, 4)
 
+    # --- What broke? -------------------------------------------------------------------------
+    L.row("Findings: what broke, by node")
+    L.add(table(
+        "Current findings",
+        "What each agent concluded from its last sweep: one row per fault and node, naming the "
+        "component to look at (kind and suspect; dashboards/runbook.md has a section per kind). "
+        "The same suspect on every node: that object (a pod, a CoreDNS replica, a Service's "
+        "records). One node only: that node (kube-proxy, its resolver). `svcprobe diagnose` "
+        "merges them into cluster verdicts.",
+        [target(f"max by (node, severity, kind, suspect) (svcprobe_finding{sel()})", table=True)], "none",
+        [{"id": "organize", "options": {
+            "excludeByName": {"Time": True, "Value": True},
+            "indexByName": {"node": 0, "severity": 1, "kind": 2, "suspect": 3}}}]), 24, 7)
+
     # --- Where? ----------------------------------------------------------------------------
     L.row("Where is DNS failing? (node × path)")
     L.add(table(

@@ -301,3 +301,18 @@ def test_node_local_suspects_on_several_nodes_are_one_verdict() -> None:
 
 def test_healthy_cluster_has_no_verdict() -> None:
     assert merge([], NODES) == []
+
+
+def test_every_kind_is_documented_and_says_what_to_look_at() -> None:
+    from pathlib import Path
+
+    from agent.findings import LOOK_AT
+    from agent.findings.cluster import HEADLINE
+
+    root = Path(__file__).resolve().parents[2]
+    runbook = (root / "dashboards" / "runbook.md").read_text()
+    metrics_doc = (root / "docs" / "metrics.md").read_text()
+    for kind in Kind:
+        assert f"### Finding: {kind.value}\n" in runbook, kind
+        assert f"`{kind.value}`" in metrics_doc, kind
+        assert LOOK_AT[kind] and HEADLINE[kind], kind
