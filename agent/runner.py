@@ -230,9 +230,10 @@ class Agent:
         self.health.note_plan(dns=len(p.dns), tcp=len(p.tcp), not_probed=p.not_probed_ports, capped=p.capped)
         self._account_share(t, p)
         # DNS servers that are no longer asked (departed CoreDNS pods): close their sockets
-        # and drop their per-server series.
+        # and drop their per-server series. The others get fresh source ports for the sweep.
         servers = {s for c in p.dns for s in c.servers}
         self.dns.retain_servers(servers)
+        self.dns.renew_sockets()
         self.metrics.retain_servers({server_label(s) for s in servers})
         return p
 

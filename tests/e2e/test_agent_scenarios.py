@@ -15,7 +15,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -419,6 +419,18 @@ class Agents:
         assert cp.returncode in (0, 1, 2), f"svcprobe diagnose exited {cp.returncode}: {cp.stderr}"
         return cp.returncode, json.loads(cp.stdout) if cp.returncode != 2 else {"verdicts": [], "silent": [cp.stderr]}
 
+    def wait_findings(self, bed: TestBed, node: str, want: list[tuple[str, str]], what: str) -> None:
+        seen: list[Any] = []
+
+        def probe() -> bool:
+            seen[:] = [self.findings(bed, node)]
+            return seen[0] == want
+
+        try:
+            eventually(probe, timeout=120, what=what)
+        except AssertionError:
+            pytest.fail(f"{what}: want {want}, last seen {seen[0]}")
+
     def findings(self, bed: TestBed, node: str) -> list[tuple[str, str]]:
         got = bed.probe("node1", "http", f"{self.urls[node]}/api/v1/findings")
         if got.get("status") != 200:
@@ -473,40 +485,123 @@ def agents(bed: TestBed, shop: Shop, tmp_path: Any) -> Iterator[Agents]:
                 p.wait(timeout=10)
 
 
-def test_diagnose_names_the_broken_node_and_the_dead_pod(bed: TestBed, shop: Shop, agents: Agents) -> None:
-    """Cluster verdicts from every node's agent, through Prometheus and from the agents
-    directly: a healthy bed has none; kube-proxy broken on node2 is node2's, one of two; a
-    dead backend is that pod's, seen from both nodes."""
+@dataclass
+class Fault:
+    """A fault injected while `svcprobe run` agents watch: what each node's agent must find, and
+    the cluster verdict `svcprobe diagnose` must give (kind, suspect or None for the node
+    itself, reporting nodes)."""
+
+    name: str
+    inject: Callable[[TestBed, Shop], None]
+    per_node: Callable[[TestBed, Shop], dict[str, list[tuple[str, str]]]]
+    verdicts: Callable[[TestBed, Shop], set[tuple[str, str | None, tuple[str, ...]]]]
+
+
+def _dns_suspect() -> str:
+    return f"Service kube-system/kube-dns ({KUBE_DNS_IP})"
+
+
+def _everywhere(bed: TestBed, found: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
+    return {n: found for n in bed.nodes}
+
+
+def _stop_all_coredns(bed: TestBed, shop: Shop) -> None:
+    for r in range(1, bed.dns_replicas + 1):
+        bed.stop_coredns(r)
+
+
+def _lie_about_web(replicas: tuple[int, ...]) -> Callable[[TestBed, Shop], None]:
+    def inject(bed: TestBed, shop: Shop) -> None:
+        for r in replicas:
+            bed.start_coredns(r, extra=f"hosts {{\n  198.19.1.250 web.{shop.ns}.svc.cluster.local\n  fallthrough\n}}")
+    return inject
+
+
+def _no_endpoints(bed: TestBed, shop: Shop) -> None:
+    bed.set_endpoints(shop.ns, "web", [], ports=WEB_SLICE_PORTS)
+    bed.set_endpoints(shop.ns, "db", [], ports=DB_SLICE_PORTS)
+
+
+def _terminating(bed: TestBed, shop: Shop) -> None:
+    old = shop.web[1]
+    bed.set_endpoints(shop.ns, "web", [{"ip": shop.web[0].ip, "target": shop.web[0].name},
+                                       {"ip": old.ip, "target": old.name, "ready": False, "serving": True,
+                                        "terminating": True}], ports=WEB_SLICE_PORTS)
+    bed.stop_backend(old.name)
+
+
+FAULTS = [
+    Fault("healthy", lambda bed, shop: None, lambda bed, shop: _everywhere(bed, []), lambda bed, shop: set()),
+    Fault("CoreDNS stopped", _stop_all_coredns,
+          lambda bed, shop: _everywhere(bed, [("dns_unreachable", _dns_suspect())]),
+          lambda bed, shop: {("dns_unreachable", _dns_suspect(), tuple(bed.nodes))}),
+    Fault("kube-dns without a ready endpoint (CoreDNS running)",
+          lambda bed, shop: bed.set_kube_dns_ready({r: False for r in range(1, bed.dns_replicas + 1)}),
+          lambda bed, shop: _everywhere(bed, [("dns_unreachable", _dns_suspect())]),
+          lambda bed, shop: {("dns_unreachable", _dns_suspect(), tuple(bed.nodes))}),
+    Fault("one CoreDNS replica stopped", lambda bed, shop: bed.stop_coredns(2),
+          lambda bed, shop: _everywhere(bed, [("dns_replica", f"pod kube-system/coredns-2 ({bed.dns_ip(2)})")]),
+          lambda bed, shop: {("dns_replica", f"pod kube-system/coredns-2 ({bed.dns_ip(2)})", tuple(bed.nodes))}),
+    Fault("one CoreDNS replica stale for a non-canary Service", _lie_about_web((2,)),
+          lambda bed, shop: _everywhere(bed, [("dns_replica", f"pod kube-system/coredns-2 ({bed.dns_ip(2)})")]),
+          lambda bed, shop: {("dns_replica", f"pod kube-system/coredns-2 ({bed.dns_ip(2)})", tuple(bed.nodes))}),
+    Fault("a wrong record on every replica", _lie_about_web((1, 2)),
+          lambda bed, shop: _everywhere(bed, [("service_records", f"Service {shop.ns}/web")]),
+          lambda bed, shop: {("service_records", f"Service {shop.ns}/web", tuple(bed.nodes))}),
+    Fault("a backend killed", lambda bed, shop: bed.stop_backend(shop.web[1].name),
+          lambda bed, shop: _everywhere(bed, [("endpoint_down", f"pod {shop.ns}/{shop.web[1].name} "
+                                                                f"({shop.web[1].ip})")]),
+          lambda bed, shop: {("endpoint_down", f"pod {shop.ns}/{shop.web[1].name} ({shop.web[1].ip})",
+                              tuple(bed.nodes))}),
+    Fault("kube-proxy rules flushed on node2", lambda bed, shop: bed.flush_proxy_rules("node2"),
+          lambda bed, shop: {"node1": [], "node2": [("service_proxy", "node node2")]},
+          lambda bed, shop: {("service_proxy", None, ("node2",))}),
+    Fault("all endpoints removed", _no_endpoints, lambda bed, shop: _everywhere(bed, []), lambda bed, shop: set()),
+    Fault("an endpoint terminating (rollout)", _terminating,
+          lambda bed, shop: _everywhere(bed, []), lambda bed, shop: set()),
+]
+
+
+def test_each_fault_gives_its_finding_per_node_and_its_cluster_verdict(bed: TestBed, shop: Shop,
+                                                                        agents: Agents) -> None:
+    """With `svcprobe run` on every node: each fault yields exactly the expected findings on
+    each node, and `svcprobe diagnose` the expected verdict, from Debian's Prometheus and from
+    the agents directly; healing clears them. The table of what was seen is written to the
+    bed's logs (findings-table.md)."""
     sources = {"prometheus": ("--prometheus", agents.prometheus),
                "agents": tuple(a for u in agents.urls.values() for a in ("--agent", u))}
     n = len(bed.nodes)
 
-    def verdicts(source: str) -> tuple[int, set[tuple[str, str | None, tuple[str, ...], int]], list[str]]:
-        """Exit code, (kind, suspect, nodes, of nodes) of each verdict, agents not heard from."""
+    def verdicts(source: str) -> tuple[int, set[tuple[str, str | None, tuple[str, ...]]], list[str]]:
+        """Exit code, (kind, suspect, nodes) of each verdict (all of n nodes), agents not heard from."""
         rc, doc = agents.diagnose(bed, *sources[source])
-        return rc, {(v["kind"], v["suspect"], tuple(v["nodes"]), v["of_nodes"]) for v in doc["verdicts"]}, \
-            doc["silent"]
+        assert all(v["of_nodes"] == n for v in doc["verdicts"]), doc
+        return rc, {(v["kind"], v["suspect"], tuple(v["nodes"])) for v in doc["verdicts"]}, doc["silent"]
 
-    for source in sources:
-        eventually(lambda source=source: verdicts(source) == (0, set(), []), timeout=60,
-                   what=f"no verdict from {source} on a healthy bed")
-    dead = shop.web[1]
-    try:
-        bed.flush_proxy_rules("node2")
-        eventually(lambda: agents.findings(bed, "node2") == [("service_proxy", "node node2")], timeout=60,
-                   what="node2's agent to find its Service proxy broken")
-        want = {("service_proxy", None, ("node2",), n)}
-        for source in sources:
-            eventually(lambda source=source: verdicts(source) == (1, want, []), timeout=60,
-                       what=f"{source}: kube-proxy broken on node2 only")
-        shop.restore(bed)
-        bed.stop_backend(dead.name)
-        want = {("endpoint_down", f"pod {shop.ns}/{dead.name} ({dead.ip})", tuple(bed.nodes), n)}
-        for source in sources:
-            eventually(lambda source=source: verdicts(source) == (1, want, []), timeout=60,
-                       what=f"{source}: the dead backend's pod, seen from every node")
-    finally:
-        shop.restore(bed)
-    for source in sources:
-        eventually(lambda source=source: verdicts(source) == (0, set(), []), timeout=60,
-                   what=f"{source}: no verdict after healing")
+    table = ["| fault | findings per node | cluster verdict (diagnose) |", "|---|---|---|"]
+    for fault in FAULTS:
+        try:
+            fault.inject(bed, shop)
+            want_nodes = fault.per_node(bed, shop)
+            for node, want in want_nodes.items():
+                agents.wait_findings(bed, node, want, f"{fault.name}: the findings of {node}'s agent")
+            cluster = fault.verdicts(bed, shop)
+            texts: list[str] = []
+            for source in sources:
+                eventually(lambda source=source, cluster=cluster: verdicts(source) == (
+                    (1 if cluster else 0), cluster, []), timeout=90,
+                    what=f"{fault.name}: {source} verdicts == {cluster}")
+                _, doc = agents.diagnose(bed, *sources[source])
+                texts = [v["verdict"] for v in doc["verdicts"]]
+            seen = "; ".join(f"{node}: {', '.join(f'{k} {s}' for k, s in found) or 'none'}"
+                             for node, found in want_nodes.items())
+            table.append(f"| {fault.name} | {seen} | {'; '.join(texts) or 'none (exit 0)'} |")
+        finally:
+            if fault.name != "healthy":
+                for r in range(1, bed.dns_replicas + 1):
+                    bed.start_coredns(r)
+                bed.set_kube_dns_ready({r: True for r in range(1, bed.dns_replicas + 1)})
+                shop.restore(bed)
+        for node in bed.nodes:
+            agents.wait_findings(bed, node, [], f"after {fault.name}: the findings on {node} once healed")
+    (bed.logs / "findings-table.md").write_text("\n".join(table) + "\n")

@@ -190,6 +190,20 @@ async def test_sockets_are_recycled_so_queries_take_fresh_source_ports(server: D
     assert len(server.udp_sources) >= 4
 
 
+async def test_renewed_sockets_take_fresh_source_ports(server: DnsServer) -> None:
+    """Each sweep renews the sockets: new conntrack flows, as a pod's resolver makes."""
+    engine = DnsEngine(timeout=0.3, attempts=1, sockets=1)
+    try:
+        for sweep in range(3):
+            for _ in range(3):
+                lookup = await engine.lookup(["web.shop.svc.cluster.local."], "A", [server.address])
+                assert lookup.status == "answer"
+            assert len(server.udp_sources) == sweep + 1  # one socket per sweep
+            engine.renew_sockets()
+    finally:
+        await engine.close()
+
+
 async def test_ipv6_loopback_server(engine: DnsEngine) -> None:
     srv = DnsServer(records(), zone=ZONE)
     try:

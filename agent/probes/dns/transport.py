@@ -279,6 +279,17 @@ class DnsEngine:
                     self._close_conn(conn)
         return len(gone)
 
+    def renew_sockets(self) -> None:
+        """Give every server's sockets a fresh source port at their next use. Called at each
+        sweep: a pod's resolver opens a new socket per lookup, so its queries start new
+        conntrack flows and follow the Service proxy's current rules; a socket kept for long
+        would stay on the flow it started (kube-proxy does not always delete UDP flows when a
+        Service's endpoints change) and see a Service IP that applications no longer reach."""
+        for pool in self._pools.values():
+            for conn in pool.conns:
+                if conn is not None:
+                    conn.quota = 0
+
     async def close(self) -> None:
         """Close every socket; lookups still running end as `error` ("DNS engine closed").
 
