@@ -137,6 +137,10 @@ class ResultStore:
         if failing_budget is not None:
             self.series_dropped += max(0, len(self._failing) - failing_budget)
 
+    def latest(self) -> list[CheckResult]:
+        """Every current result, in no particular order (cheaper than `snapshot`)."""
+        return list(self._results.values())
+
     def snapshot(self) -> list[CheckResult]:
         return sorted(self._results.values(), key=lambda r: _sort_key(r))
 

@@ -286,7 +286,7 @@ class Agent:
 
     def update_findings(self, stats: SweepStats | None = None) -> None:
         """Findings from the latest results (after every sweep)."""
-        self.findings.update(analyze(self.store.snapshot(), self.topology()))
+        self.findings.update(analyze(self.store.latest(), self.topology()))
 
     def context(self) -> server.Context:
         return server.Context(store=self.store, health=self.health, metrics=self.metrics,
