@@ -31,11 +31,31 @@ EXIT_OK, EXIT_FAILING, EXIT_USAGE = 0, 1, 2
 EXIT_CRASHED = 1
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _config_flags(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     g = p.add_argument_group("configuration (flags override SVCPROBE_* variables, which override --config)")
     g.add_argument("--config", metavar="FILE", help="YAML configuration file")
     g.add_argument("--inventory", metavar="FILE",
-                   help="static inventory: Service/EndpointSlice manifests (kubectl get svc,endpointslices -A -o yaml)")
+                   help="static inventory: Service/EndpointSlice manifests (kubectl get svc,endpointslices -A -o yaml) "
+                        "instead of the Kubernetes API")
+    g.add_argument("--log-level", choices=settings_mod.LOG_LEVELS, help="log level")
+    return g
+
+
+def _cluster_flags(p: argparse.ArgumentParser, *, selection: bool) -> None:
+    g = p.add_argument_group("cluster (as kubectl)")
+    g.add_argument("--kubeconfig", metavar="FILE",
+                   help="kubeconfig file (default: in-cluster ServiceAccount, else $KUBECONFIG or ~/.kube/config)")
+    g.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the current one)")
+    if selection:
+        g.add_argument("-n", "--namespace", metavar="NS", action="append",
+                       help="only Services in this namespace (repeatable; canaries are always probed)")
+        g.add_argument("-l", "--selector", metavar="SELECTOR",
+                       help="only Services whose labels match, e.g. 'tier=web,env!=dev'")
+        g.add_argument("--service", metavar="NS/NAME", action="append",
+                       help="only this Service (repeatable)")
+
+
+def _dns_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--nameserver", metavar="IP[:PORT]", action="append",
                    help="DNS server of the resolver path (repeatable); default: from /etc/resolv.conf")
     g.add_argument("--cluster-domain", metavar="ZONE",
@@ -43,8 +63,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--search", metavar="DOMAIN", action="append",
                    help="extra host search domain appended after the cluster ones (repeatable)")
     g.add_argument("--ndots", type=int, metavar="N", help="ndots of the emulated pod resolver")
-    g.add_argument("--listen", metavar="HOST:PORT", help="HTTP listen address (default 0.0.0.0:9142)")
-    g.add_argument("--log-level", choices=settings_mod.LOG_LEVELS, help="log level")
+
+
+def _output_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", choices=("table", "json"), default="table", help="report format")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,18 +74,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"svcprobe {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+
     run = sub.add_parser("run", help="run the agent: sweep, export metrics, serve HTTP")
-    _common(run)
-    check = sub.add_parser("check", help="one sweep, then a report; exit 1 if anything fails")
-    _common(check)
-    check.add_argument("--output", choices=("table", "json"), default="table", help="report format")
+    g = _config_flags(run)
+    _dns_flags(g)
+    g.add_argument("--listen", metavar="HOST:PORT", help="HTTP listen address (default 0.0.0.0:9142)")
+    _cluster_flags(run, selection=True)
+
+    check = sub.add_parser(
+        "check", help="one sweep of the whole (selected) cluster, then a report; exit 1 if anything fails",
+        description="One sweep, then a report: findings first, then a row per Service and the failing checks. "
+                    "Probes every selected Service, whatever the agents' sharding, unless --share.")
+    _dns_flags(_config_flags(check))
+    _cluster_flags(check, selection=True)
+    _output_flag(check)
     check.add_argument("--all", action="store_true", help="table: list every check, not only failing ones")
-    demo = sub.add_parser("demo", help="self-contained sandbox on loopback: DNS server, backends, agent")
-    demo.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9142", help="agent HTTP address")
-    demo.add_argument("--interval", type=float, default=10.0, metavar="SECONDS", help="sweep interval")
-    demo.add_argument("--duration", type=float, default=0.0, metavar="SECONDS",
-                      help="stop after this long (0: until Ctrl-C)")
-    demo.add_argument("--log-level", choices=settings_mod.LOG_LEVELS, default="info")
+    check.add_argument("--share", action="store_true",
+                       help="probe only this agent's share, as `svcprobe run` does (sharding settings)")
+
     diagnose = sub.add_parser(
         "diagnose", help="merge every agent's findings into cluster verdicts; exit 1 if there are any",
         description="Gather the findings of every agent and say where the cluster is broken. Sources: "
@@ -75,41 +103,49 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--agent", metavar="URL", action="append", help="an agent's base URL (repeatable)")
     diagnose.add_argument("--agents-service", metavar="NAMESPACE/NAME",
                           help="the agents' headless Service (default: sharding.peers_service)")
-    diagnose.add_argument("--config", metavar="FILE", help="YAML configuration file (Kubernetes API access)")
-    diagnose.add_argument("--inventory", metavar="FILE", help="static inventory listing the agents' Service")
-    diagnose.add_argument("--output", choices=("table", "json"), default="table", help="report format")
+    _config_flags(diagnose)
+    _cluster_flags(diagnose, selection=False)
+    _output_flag(diagnose)
     diagnose.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request")
     diagnose.add_argument("--stale-after", type=float, default=300.0, metavar="SECONDS",
                           help="--prometheus: an agent whose last sweep is older is not heard")
-    diagnose.add_argument("--log-level", choices=settings_mod.LOG_LEVELS, help="log level")
+
+    demo = sub.add_parser("demo", help="self-contained sandbox on loopback: DNS server, backends, agent")
+    demo.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9142", help="agent HTTP address")
+    demo.add_argument("--interval", type=float, default=10.0, metavar="SECONDS", help="sweep interval")
+    demo.add_argument("--duration", type=float, default=0.0, metavar="SECONDS",
+                      help="stop after this long (0: until Ctrl-C)")
+    demo.add_argument("--log-level", choices=settings_mod.LOG_LEVELS, default="info")
     sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
     return parser
 
 
+# Flag -> setting, for the flags a command has (argparse leaves the others out of `args`).
+_FLAG_SETTINGS = {
+    "inventory": "inventory.file",
+    "log_level": "log_level",
+    "kubeconfig": "kubernetes.kubeconfig",
+    "context": "kubernetes.context",
+    "namespace": "selection.namespaces",
+    "selector": "selection.label_selector",
+    "service": "selection.services",
+    "nameserver": "dns.nameservers",
+    "cluster_domain": "dns.cluster_domain",
+    "search": "dns.search",
+    "ndots": "dns.ndots",
+    "listen": "listen",
+    "agents_service": "sharding.peers_service",
+}
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if args.command == "diagnose":
-        if args.inventory is not None:
-            out["inventory.file"] = args.inventory
-        if args.agents_service is not None:
-            out["sharding.peers_service"] = args.agents_service
-        if args.log_level is not None:
-            out["log_level"] = args.log_level
-        return out
-    if args.inventory is not None:
-        out["inventory.file"] = args.inventory
-    if args.nameserver:
-        out["dns.nameservers"] = tuple(args.nameserver)
-    if args.cluster_domain is not None:
-        out["dns.cluster_domain"] = args.cluster_domain
-    if args.search:
-        out["dns.search"] = tuple(args.search)
-    if args.ndots is not None:
-        out["dns.ndots"] = args.ndots
-    if args.listen is not None:
-        out["listen"] = args.listen
-    if args.log_level is not None:
-        out["log_level"] = args.log_level
+    for flag, key in _FLAG_SETTINGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            out[key] = tuple(value) if isinstance(value, list) else value
+    if args.command == "check" and not args.share:
+        out["sharding.replicas"] = 0  # the whole selected cluster, whatever the agents' sharding
     return out
 
 
@@ -155,24 +191,66 @@ def setup_logging(level: str, fmt: str = "text") -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-async def _check(s: settings_mod.Settings, args: argparse.Namespace) -> int:
+class _Progress:
+    """`check` on a terminal: what it is doing, on one stderr line."""
+
+    def __init__(self) -> None:
+        self.total = self.done = 0
+        self._shown = 0.0
+
+    def say(self, text: str) -> None:
+        sys.stderr.write(f"\r\x1b[K{text}")
+        sys.stderr.flush()
+
+    def planned(self, checks: int) -> None:
+        self.total = checks
+        self.say(f"probing: 0/{checks} checks")
+
+    def result(self, _: object) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self._shown >= 0.2 or self.done == self.total:
+            self._shown = now
+            self.say(f"probing: {self.done}/{self.total} checks")
+
+    def clear(self) -> None:
+        self.say("")
+
+
+async def _check(s: settings_mod.Settings, args: argparse.Namespace, env: dict[str, str]) -> int:
     from agent import report
 
+    progress = _Progress() if sys.stderr.isatty() else None
     agent = runner.build(s)
     watch: asyncio.Task[None] | None = None
     try:
         if agent.health.kube_discovery:
+            if progress:
+                progress.say("listing Services and EndpointSlices from the Kubernetes API ...")
             watch = await _sync_from_api(agent.source)
-        stats = await agent.check_once()
+        stats = await agent.check_once(on_plan=progress.planned if progress else None,
+                                       on_result=progress.result if progress else None)
     finally:
         if watch is not None:
             await _stop(watch)
+        if progress:
+            progress.clear()
     results = agent.store.snapshot()
     findings = agent.findings.current
+    notes = []
+    t = agent.current_assignment()
+    if args.share:
+        notes.append(report.share_note(t.owned, t.selected, len(t.canaries), s.sharding.replicas, len(t.peers)))
+    topology = agent.topology()
+    outside = report.outside_cluster_note(
+        results, in_cluster=bool(env.get("KUBERNETES_SERVICE_HOST")),
+        resolver=[h for h, _ in settings_mod.nameserver_addresses(s)], dns_service_ips=topology.dns_service_ips)
+    if outside:
+        notes.append(outside)
     if args.output == "json":
-        sys.stdout.write(report.to_json(results, stats, findings) + "\n")
+        sys.stdout.write(report.to_json(results, stats, findings, notes) + "\n")
     else:
-        sys.stdout.write(report.to_table(results, stats, show_all=args.all, findings=findings))
+        sys.stdout.write(report.to_table(results, stats, show_all=args.all, findings=findings, notes=notes))
     return EXIT_FAILING if any(not r.passing for r in results) else EXIT_OK
 
 
@@ -289,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         if args.command == "check":
-            return asyncio.run(_check(s, args))
+            return asyncio.run(_check(s, args, dict(os.environ)))
         return asyncio.run(_run(s))
     except runner.SourceError as exc:
         print(f"svcprobe: {exc}", file=sys.stderr)

@@ -3,16 +3,42 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from agent.checks import CheckResult, DnsCheck
+from agent.checks import CheckResult, DnsCheck, TcpCheck
 from agent.findings import LOOK_AT, Finding
 from agent.results import SweepStats
 
 
-def to_json(results: Sequence[CheckResult], stats: SweepStats, findings: Sequence[Finding] = ()) -> str:
-    return json.dumps({"sweep": stats.to_json(), "findings": [f.to_json() for f in findings],
+def to_json(results: Sequence[CheckResult], stats: SweepStats, findings: Sequence[Finding] = (),
+            notes: Sequence[str] = ()) -> str:
+    return json.dumps({"sweep": stats.to_json(), "notes": list(notes), "findings": [f.to_json() for f in findings],
                        "results": [r.to_json() for r in results]}, indent=2)
+
+
+_NO_ROUTE = frozenset({"timeout", "unreachable", "error"})
+
+
+def share_note(owned: int, selected: int, canaries: int, replicas: int, agents: int) -> str:
+    return (f"this agent's share: {owned} of {selected} selected Services (sharding.replicas {replicas} "
+            f"over {agents} agents), plus {canaries} canaries; without --share, check probes them all")
+
+
+def outside_cluster_note(results: Sequence[CheckResult], *, in_cluster: bool, resolver: Sequence[str],
+                         dns_service_ips: Collection[str]) -> str | None:
+    """A hint when `check` evidently runs where pods do not: no in-cluster environment and not
+    one Service IP reachable (a laptop with a kubeconfig). None when that is not the case."""
+    vips = [r for r in results if isinstance(r.check, TcpCheck) and r.check.path == "cluster_ip"
+            and r.result != "no_endpoints"]
+    if in_cluster or not vips or any(r.result not in _NO_ROUTE for r in vips):
+        return None
+    text = (f"svcprobe check seems to run outside the cluster: KUBERNETES_SERVICE_HOST is not set and none of "
+            f"the {len(vips)} Service IP checks connected")
+    if dns_service_ips and not set(resolver) & set(dns_service_ips):
+        text += (f", and the resolver ({', '.join(resolver) or 'none'}) is not the cluster DNS Service "
+                 f"({', '.join(sorted(dns_service_ips))})")
+    return text + (". Pods see another network: check from inside the cluster with `kubectl svcprobe check` "
+                   "(a short-lived pod, see the README) or `kubectl exec ds/svcprobe -- svcprobe check`.")
 
 
 def findings_text(findings: Sequence[Finding]) -> list[str]:
@@ -35,7 +61,7 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 
 def to_table(results: Sequence[CheckResult], stats: SweepStats, *, show_all: bool = False,
-             findings: Sequence[Finding] | None = None) -> str:
+             findings: Sequence[Finding] | None = None, notes: Sequence[str] = ()) -> str:
     """The report: FINDINGS first (when given), then a row per Service, then the failing
     checks (every check with `show_all`), then the totals."""
     services: dict[tuple[str, str], list[CheckResult]] = {}
@@ -74,6 +100,7 @@ def to_table(results: Sequence[CheckResult], stats: SweepStats, *, show_all: boo
     failing_n = sum(1 for r in results if not r.passing)
     lines += ["", f"{len(results)} checks of {len(services)} Services in {stats.duration:.2f}s: "
                   f"{len(results) - failing_n} passing, {failing_n} failing"]
+    lines += [f"note: {n}" for n in notes]
     if stats.loop_lagging:
         lines.append(f"warning: the event loop lagged up to {stats.loop_lag * 1000:.0f} ms during the sweep; "
                      "latencies may be overstated")

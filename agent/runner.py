@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from agent import __version__, model, planner, server, settings as settings_mod
+from agent.checks import CheckResult
 from agent.discovery.source import Source
 from agent.discovery.static import StaticSource
 from agent.findings import FindingTracker, Topology, analyze
@@ -300,10 +301,15 @@ class Agent:
         return {"node": s.node_name or None, "pod": f"{s.pod_namespace}/{s.pod_name}" if s.pod_name else None,
                 "pod_ip": s.pod_ip or None, "version": __version__}
 
-    async def check_once(self) -> SweepStats:
-        """One sweep as fast as the limits allow (`svcprobe check`)."""
+    async def check_once(self, *, on_plan: Callable[[int], None] | None = None,
+                         on_result: Callable[[CheckResult], None] | None = None) -> SweepStats:
+        """One sweep as fast as the limits allow (`svcprobe check`); `on_plan` is told how many
+        checks it has, `on_result` gets each result."""
         try:
-            stats = await self.scheduler.sweep(self.plan(), window=0)
+            p = self.plan()
+            if on_plan is not None:
+                on_plan(len(p))
+            stats = await self.scheduler.sweep(p, window=0, on_result=on_result)
         finally:
             await self.dns.close()
         self.update_findings(stats)

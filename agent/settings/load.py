@@ -302,6 +302,7 @@ class ServiceRefs:
     """The Services the settings name, as (namespace, name)."""
 
     canaries: tuple[tuple[str, str], ...]
+    services: tuple[tuple[str, str], ...]  # selection.services: only these (empty: any)
     dns_service: tuple[str, str] | None
     peers_service: tuple[str, str] | None
 
@@ -311,6 +312,7 @@ def service_refs(settings: Settings) -> ServiceRefs:
     peers = s.sharding.peers_service or (f"{s.pod_namespace}/svcprobe" if s.pod_namespace else "")
     return ServiceRefs(
         canaries=tuple(service_ref(c, "selection.canaries") for c in s.selection.canaries),
+        services=tuple(service_ref(c, "selection.services") for c in s.selection.services),
         dns_service=service_ref(s.paths.dns_service, "paths.dns_service") if s.paths.dns_service else None,
         peers_service=service_ref(peers, "sharding.peers_service") if peers else None,
     )

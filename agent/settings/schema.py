@@ -104,6 +104,8 @@ class SelectionSettings:
     exclude_namespaces: tuple[str, ...] = f((), "Never probe Services in these namespaces.")
     label_selector: str = f("", "Probe only Services whose labels match (`key=value`, `key!=value`, "
                             "`key`, `!key`, comma-separated, all must hold).")
+    services: tuple[str, ...] = f((), "Probe only these `NAMESPACE/NAME` Services (empty: every Service "
+                                  "the other keys select). Canaries are always probed.")
     canaries: tuple[str, ...] = f((), "Extra `NAMESPACE/NAME` Services every agent probes, besides "
                                   "`default/kubernetes`, the cluster DNS Service and its own Service. "
                                   "A canary with more than 50 ready endpoints is probed like any other "

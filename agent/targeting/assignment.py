@@ -46,7 +46,7 @@ def settings_from(s: settings_mod.Settings) -> AssignmentSettings:
     refs = settings_mod.service_refs(s)
     return AssignmentSettings(
         selection=Selection(frozenset(s.selection.namespaces), frozenset(s.selection.exclude_namespaces),
-                            settings_mod.label_selector(s)),
+                            settings_mod.label_selector(s), frozenset(refs.services)),
         canaries=refs.canaries,
         dns_service=refs.dns_service,
         peers_service=refs.peers_service,

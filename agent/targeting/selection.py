@@ -26,9 +26,12 @@ class Selection:
     namespaces: frozenset[str] = frozenset()
     exclude_namespaces: frozenset[str] = frozenset()
     selector: tuple[Requirement, ...] = ()
+    services: frozenset[tuple[str, str]] = frozenset()  # only these (empty: any)
 
     def selects(self, svc: model.Service) -> bool:
         if _truthy(svc.annotations.get(IGNORE)):
+            return False
+        if self.services and svc.key not in self.services:
             return False
         if self.namespaces and svc.namespace not in self.namespaces:
             return False

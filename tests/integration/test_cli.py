@@ -288,3 +288,152 @@ async def test_demo_runs_and_finds_what_is_broken() -> None:
                    "shop checkout tcp endpoint refused"):
         assert series in err
     assert "legacy" not in err.split("failing series at the end:")[1]
+
+
+# --------------------------------------------------------------------------- kubectl-style flags
+
+
+@pytest.mark.parametrize("command", ["run", "check", "diagnose"])
+async def test_help_lists_the_flags_everyone_types(command: str) -> None:
+    code, out, _ = await run(command, "--help")
+    assert code == 0
+    for flag in ("--kubeconfig", "--context", "--config", "--inventory"):
+        assert flag in out, (command, flag)
+    selection = ("-n NS, --namespace NS", "-l SELECTOR, --selector SELECTOR", "--service NS/NAME")
+    for flag in selection:
+        assert (flag in out) == (command != "diagnose"), (command, flag)
+    assert ("-o {table,json}, --output {table,json}" in out) == (command != "run")
+
+
+@pytest.mark.parametrize("args", [
+    ["check", "--listen", "127.0.0.1:1"],  # check serves nothing
+    ["diagnose", "-n", "shop"],  # verdicts are cluster-wide
+    ["run", "--output", "json"],
+    ["check", "--share", "--agent", "http://127.0.0.1:1"],
+])
+async def test_flags_that_do_not_apply_are_rejected(args: list[str]) -> None:
+    code, _, err = await run(*args)
+    assert code == 2 and "unrecognized arguments" in err
+
+
+async def test_namespace_selector_and_service_flags_narrow_the_check(tmp_path: Path, demo_dns: Demo) -> None:
+    base = ["check", "--inventory", demo_dns.inventory, "--nameserver", ns_arg(demo_dns), "-o", "json"]
+    code, out, err = await run(*base, "--service", "shop/search", "--service", "shop/frontend")
+    assert code == 1, err
+    services = {(r["namespace"], r["service"]) for r in json.loads(out)["results"]}
+    assert services == {("shop", "search"), ("shop", "frontend"), ("default", "kubernetes")}  # + the canary
+    code, out, _ = await run(*base, "-n", "default")
+    assert code == 0 and {r["namespace"] for r in json.loads(out)["results"]} == {"default"}
+    code, out, _ = await run(*base, "-n", "shop", "-l", "app=nothing-has-this")
+    assert {r["service"] for r in json.loads(out)["results"]} == {"kubernetes"}
+    code, _, err = await run(*base, "--service", "search")
+    assert code == 2 and "selection.services" in err and "NAMESPACE/NAME" in err
+
+
+def agents_inventory(path: Path, demo: Demo, agents: list[str]) -> None:
+    """The demo inventory plus a headless svcprobe/svcprobe Service listing `agents`."""
+    doc = yaml.safe_load(Path(demo.inventory).read_text())
+    doc["items"] += [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svcprobe", "namespace": "svcprobe"},
+         "spec": {"clusterIP": "None", "clusterIPs": ["None"], "ports": [{"name": "http", "port": 9142}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+         "metadata": {"name": "svcprobe-x", "namespace": "svcprobe", "labels": {"kubernetes.io/service-name": "svcprobe"}},
+         "addressType": "IPv4", "endpoints": [{"addresses": [a]} for a in agents],
+         "ports": [{"name": "http", "port": 9142, "protocol": "TCP"}]},
+    ]
+    path.write_text(yaml.safe_dump(doc))
+
+
+async def test_check_probes_the_whole_cluster_unless_asked_for_its_share(tmp_path: Path, demo_dns: Demo) -> None:
+    """Inside an agent pod (sharding settings in the environment) `check` still probes every
+    Service; --share probes this agent's part and says so."""
+    inv = tmp_path / "with-agents.yaml"
+    agents_inventory(inv, demo_dns, [f"127.0.77.{i}" for i in range(1, 9)])
+    pod_env = {"SVCPROBE_POD_IP": "127.0.77.1", "SVCPROBE_POD_NAMESPACE": "svcprobe", "SVCPROBE_SHARDING_REPLICAS": "1"}
+    base = ["check", "--inventory", str(inv), "--nameserver", ns_arg(demo_dns), "-o", "json"]
+    _, out, _ = await run(*base, env=pod_env)
+    whole = json.loads(out)
+    assert not whole["notes"]
+    _, out, _ = await run(*base, "--share", env=pod_env)
+    share = json.loads(out)
+    owned = {r["service"] for r in share["results"]} - {"kubernetes", "svcprobe"}
+    assert len(owned) < len({r["service"] for r in whole["results"]}) - 2
+    assert share["notes"] and share["notes"][0].startswith(f"this agent's share: {len(owned)} of ")
+    _, table, _ = await run(*base[:-2], "--share", env=pod_env)
+    assert "note: this agent's share:" in table
+
+
+def _unanswering_listener() -> tuple[socket.socket, list[socket.socket]]:
+    """A loopback listener whose backlog is full: connects to it time out (as a ClusterIP from
+    outside the cluster does)."""
+    lst = socket.socket()
+    lst.bind(("127.0.79.1", 0))
+    lst.listen(0)
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(lst.getsockname())
+        except BlockingIOError:
+            pass
+        fillers.append(s)
+    return lst, fillers
+
+
+async def test_outside_the_cluster_check_says_what_to_do(tmp_path: Path, demo_dns: Demo) -> None:
+    lst, fillers = _unanswering_listener()
+    port = lst.getsockname()[1]
+    try:
+        inv = tmp_path / "far.yaml"
+        inv.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
+             "spec": {"clusterIP": "127.0.79.1", "clusterIPs": ["127.0.79.1"], "ports": [{"port": port}]}},
+            {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+             "metadata": {"name": "web-x", "namespace": "shop", "labels": {"kubernetes.io/service-name": "web"}},
+             "addressType": "IPv4", "endpoints": [{"addresses": ["127.0.79.2"]}], "ports": [{"port": port}]},
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": "kube-system"},
+             "spec": {"clusterIP": "127.0.79.10", "clusterIPs": ["127.0.79.10"],
+                      "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]}},
+        ]}))
+        args = ["check", "--inventory", str(inv), "--nameserver", ns_arg(demo_dns), "-o", "json"]
+        env = {"SVCPROBE_TCP_TIMEOUT_SECONDS": "0.3"}
+        code, out, err = await run(*args, env=env)
+        assert code == 1, err
+        [note] = json.loads(out)["notes"]
+        assert "outside the cluster" in note and "kubectl svcprobe check" in note
+        assert f"resolver ({demo_dns.server.address[0]}) is not the cluster DNS Service (127.0.79.10)" in note
+        # In a pod (KUBERNETES_SERVICE_HOST set) the same timeouts are a finding, not a hint.
+        code, out, _ = await run(*args, env={**env, "KUBERNETES_SERVICE_HOST": "127.0.79.9"})
+        assert code == 1 and json.loads(out)["notes"] == []
+    finally:
+        for s in fillers:
+            s.close()
+        lst.close()
+
+
+async def test_progress_on_a_terminal_only(demo_dns: Demo) -> None:
+    import pty
+
+    args = [*SVCPROBE, "check", "--inventory", demo_dns.inventory, "--nameserver", ns_arg(demo_dns), "-o", "json"]
+    leader, follower = pty.openpty()
+    try:
+        proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE, stderr=follower,
+                                                    env=CLI_ENV)
+        os.close(follower)
+        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+    total = len(json.loads(out)["results"])
+    assert f"probing: {total}/{total} checks".encode() in shown
+    _, _, err = await run("check", "--inventory", demo_dns.inventory, "--nameserver", ns_arg(demo_dns), "-o", "json")
+    assert "probing:" not in err  # not a terminal: nothing but real messages on stderr
