@@ -337,7 +337,8 @@ def agents_inventory(path: Path, demo: Demo, agents: list[str]) -> None:
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svcprobe", "namespace": "svcprobe"},
          "spec": {"clusterIP": "None", "clusterIPs": ["None"], "ports": [{"name": "http", "port": 9142}]}},
         {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-         "metadata": {"name": "svcprobe-x", "namespace": "svcprobe", "labels": {"kubernetes.io/service-name": "svcprobe"}},
+         "metadata": {"name": "svcprobe-x", "namespace": "svcprobe",
+                      "labels": {"kubernetes.io/service-name": "svcprobe"}},
          "addressType": "IPv4", "endpoints": [{"addresses": [a]} for a in agents],
          "ports": [{"name": "http", "port": 9142, "protocol": "TCP"}]},
     ]
