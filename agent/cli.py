@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import json
 import logging
 import os
@@ -170,13 +171,24 @@ def load_settings(args: argparse.Namespace, env: dict[str, str]) -> settings_mod
     return settings_mod.load(file_data=file_data, env=env, overrides=_overrides(args))
 
 
+# What every LogRecord has; anything else was passed as `extra` and becomes a field.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+
+
 class _JsonFormatter(logging.Formatter):
+    """One JSON object per line: `ts` in RFC 3339 (UTC), level, logger, msg, and the event's
+    own fields (`event`, `namespace`, `service`, `kind`, ...)."""
+
     def format(self, record: logging.LogRecord) -> str:
-        out = {"ts": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
-               "msg": record.getMessage()}
+        ts = datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(timespec="milliseconds")
+        out: dict[str, Any] = {"ts": ts.replace("+00:00", "Z"), "level": record.levelname.lower(),
+                               "logger": record.name, "msg": record.getMessage()}
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRS and key not in out:
+                out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out)
+        return json.dumps(out, default=str)
 
 
 def setup_logging(level: str, fmt: str = "text") -> None:

@@ -42,6 +42,7 @@ from agent.results import ResultStore, SweepStats
 from agent.scheduler import Scheduler
 from agent.targeting.assignment import Assignment, assign, settings_from
 from agent.targeting.convergence import ConvergenceTracker
+from agent.transitions import ServiceTransitions
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,7 @@ class Agent:
         self.plan_settings = plan_settings(s)
         self.assignment_settings = settings_from(s)
         self.convergence = ConvergenceTracker(s.dns.grace_seconds)
+        self.transitions = ServiceTransitions()
         self._seen: model.Inventory | None = None
         self._assignment: Assignment | None = None
         self._sample_cursor = 0
@@ -285,9 +287,11 @@ class Agent:
             node=self.settings.node_name,
         )
 
-    def update_findings(self, stats: SweepStats | None = None) -> None:
-        """Findings from the latest results (after every sweep)."""
+    def after_sweep(self, stats: SweepStats | None = None) -> None:
+        """Findings from the latest results, and a log event for each Service that started
+        failing or recovered."""
         self.findings.update(analyze(self.store.latest(), self.topology()))
+        self.transitions.update(self.store.failing_series())
 
     def context(self) -> server.Context:
         return server.Context(store=self.store, health=self.health, metrics=self.metrics,
@@ -312,7 +316,7 @@ class Agent:
             stats = await self.scheduler.sweep(p, window=0, on_result=on_result)
         finally:
             await self.dns.close()
-        self.update_findings(stats)
+        self.after_sweep(stats)
         return stats
 
     async def _forget_removed(self) -> None:
@@ -333,7 +337,7 @@ class Agent:
         # loop for 100+ ms at 10,000 Services and skew probe timings.
         gc.collect()
         gc.freeze()
-        await self.scheduler.run_forever(self.plan, self.update_findings)
+        await self.scheduler.run_forever(self.plan, self.after_sweep)
 
     async def run(self, *, stop: asyncio.Event | None = None,
                   on_listening: Callable[[str, int], Awaitable[None] | None] | None = None) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 from aiohttp import http_exceptions, web
 
 from agent import model
-from agent.checks import CheckResult, DnsCheck, TcpCheck
+from agent.checks import CheckResult, DnsCheck, DnsResult, TcpCheck, TcpResult
 from agent.findings import Finding
 from agent.health import Health
 from agent.metrics import Metrics
@@ -47,7 +47,9 @@ RESULTS_LIMIT = 1000  # results per /api/v1/results page unless `limit` says oth
 RESULTS_LIMIT_MAX = 5000
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_RESULT_PARAMS = ("failing", "namespace", "service", "check", "limit", "offset")
+_RESULT_PARAMS = ("failing", "namespace", "service", "check", "result", "path", "limit", "offset")
+_RESULTS = frozenset(DnsResult) | frozenset(TcpResult)
+_PATHS = ("resolver", "cluster_ip", "endpoint", "nodelocal")
 
 
 @dataclasses.dataclass
@@ -117,7 +119,7 @@ async def metrics_handler(request: web.Request) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return web.json_response({"status": "ok", "agent": request.app[CONTEXT].agent})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -142,6 +144,10 @@ async def results_handler(request: web.Request) -> web.StreamResponse:
         failing = q["failing"] == "true"
     if "check" in q and q["check"] not in ("dns", "tcp"):
         return _error(400, f"check must be dns or tcp, not {q['check']!r}")
+    if "result" in q and q["result"] not in _RESULTS:
+        return _error(400, f"result must be one of {', '.join(sorted(_RESULTS))}, not {q['result'][:40]!r}")
+    if "path" in q and q["path"] not in _PATHS:
+        return _error(400, f"path must be one of {', '.join(_PATHS)}, not {q['path'][:40]!r}")
     for name in ("namespace", "service"):
         if name in q and not _LABEL.match(q[name]):
             return _error(400, f"{name} {q[name]!r} is not a Kubernetes name")
@@ -162,10 +168,13 @@ async def results_handler(request: web.Request) -> web.StreamResponse:
         and q.get("namespace", r.check.namespace) == r.check.namespace
         and q.get("service", r.check.service) == r.check.service
         and q.get("check", r.check.kind) == r.check.kind
+        and q.get("result", r.result) == r.result
+        and q.get("path", r.check.path) == r.check.path
     ]
     sweep = ctx.store.last_sweep
     start, end = page["offset"], page["offset"] + page["limit"]
     return await _send_json(request, {
+        "agent": ctx.agent,
         "sweep": sweep.to_json() if sweep else None,
         "inventory": {
             "services": ctx.health.inventory_services,

@@ -26,8 +26,10 @@ class FindingTracker:
         for f in findings:
             f.first_seen = self._first_seen[f.key] = before.get(f.key, now)
             if f.key not in before:
-                log.warning("finding: %s: %s", f.kind.value, f.summary)
+                log.warning("finding: %s: %s", f.kind.value, f.summary,
+                            extra={"event": "finding", "kind": f.kind.value, "suspect": str(f.suspect)})
         for key in before.keys() - self._first_seen.keys():
-            log.info("finding cleared after %.0fs: %s %s", now - before[key], *key)
+            log.info("finding cleared after %.0fs: %s %s", now - before[key], *key,
+                     extra={"event": "finding_cleared", "kind": key[0], "suspect": key[1]})
         self.current = list(findings)
         return self.current

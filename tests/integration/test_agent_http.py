@@ -239,6 +239,16 @@ async def test_findings_name_each_planted_fault_once(running: Running) -> None:
     gauges = {(lab["kind"], lab["suspect"]) for lab, v in (await running.metrics())["svcprobe_finding"] if v == 1}
     assert gauges == set(got)
     assert (await running.get("/api/v1/findings?kind=x"))[0] == 400
+    # Which agent answered, and the results filters.
+    for path in ("/healthz", "/api/v1/results"):
+        assert (await running.get(path))[1]["agent"] == body["agent"]
+    status, dns_wrong, _ = await running.get("/api/v1/results?result=wrong_answer&path=resolver")
+    assert status == 200 and dns_wrong["results"]
+    assert {(r["service"], r["result"], r["path"]) for r in dns_wrong["results"]} == {
+        ("search", "wrong_answer", "resolver")}
+    for bad in ("result=fine", "path=somewhere"):
+        status, err, _ = await running.get(f"/api/v1/results?{bad}")
+        assert status == 400 and bad.split("=")[0] + " must be one of" in err["error"]
     await asyncio.sleep(1.1)  # the debug probe's rate limit
     status, probe, _ = await running.get("/debug/probe?service=shop/search")
     assert [f["suspect"]["text"] for f in probe["findings"]] == ["Service shop/search"]
