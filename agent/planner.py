@@ -65,6 +65,9 @@ class Plan:
     tcp: tuple[TcpCheck, ...]
     not_probed_ports: int  # UDP/SCTP ports: counted, never probed
     capped: Mapping[str, int] = dataclasses.field(default_factory=dict)  # Services cut short, by limit
+    # Checks planned but not due this sweep (endpoints between their probes): their last
+    # results stand, they are not run.
+    carried: tuple[tuple[object, ...], ...] = ()
 
     def __len__(self) -> int:
         return len(self.dns) + len(self.tcp)

@@ -137,6 +137,10 @@ class ResultStore:
         if failing_budget is not None:
             self.series_dropped += max(0, len(self._failing) - failing_budget)
 
+    def __contains__(self, key: object) -> bool:
+        """Whether a check (by its key) has a current result."""
+        return key in self._results
+
     def latest(self) -> list[CheckResult]:
         """Every current result, in no particular order (cheaper than `snapshot`)."""
         return list(self._results.values())

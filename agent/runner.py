@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
+import math
 import signal
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from agent import __version__, model, planner, server, settings as settings_mod
-from agent.checks import CheckResult
+from agent.checks import CheckResult, TcpCheck
 from agent.discovery.source import Source
 from agent.discovery.static import StaticSource
 from agent.findings import FindingTracker, Topology, analyze
@@ -192,6 +195,7 @@ class Agent:
         self._seen: model.Inventory | None = None
         self._assignment: Assignment | None = None
         self._sample_cursor = 0
+        self._sweep_no = 0
 
     def current_assignment(self) -> Assignment:
         """What this agent probes in the current inventory (recomputed when it changed)."""
@@ -222,7 +226,24 @@ class Agent:
             self._sample_cursor = start + take
         return frozenset(chosen)
 
-    def plan(self) -> planner.Plan:
+    def _endpoints_due(self, p: planner.Plan, *, every: bool) -> planner.Plan:
+        """The plan with only the endpoint checks due this sweep (tcp.endpoint_interval_seconds);
+        the others are carried: their last results stand."""
+        self._sweep_no += 1
+        k = math.ceil(self.settings.tcp.endpoint_interval_seconds / self.settings.scheduler.interval_seconds)
+        if every or k <= 1:
+            return p
+        due: list[TcpCheck] = []
+        carried: list[tuple[object, ...]] = []
+        for c in p.tcp:
+            if (c.path != "endpoint" or c.key not in self.store
+                    or zlib.crc32(repr(c.key).encode()) % k == self._sweep_no % k):
+                due.append(c)
+            else:
+                carried.append(c.key)
+        return dataclasses.replace(p, tcp=tuple(due), carried=tuple(carried))
+
+    def plan(self, *, every_endpoint: bool = False) -> planner.Plan:
         t = self.current_assignment()
         sample = self._path_sample(t)
         p = planner.plan(self.source.inventory, self.plan_settings, services=t.services, paths=t.paths,
@@ -232,6 +253,7 @@ class Agent:
                         ", ".join(f"limits.{k} {v}" for k, v in sorted(p.capped.items())) or "none any more")
         self.health.note_plan(dns=len(p.dns), tcp=len(p.tcp), not_probed=p.not_probed_ports, capped=p.capped)
         self._account_share(t, p)
+        p = self._endpoints_due(p, every=every_endpoint)
         # DNS servers that are no longer asked (departed CoreDNS pods): close their sockets
         # and drop their per-server series. The others get fresh source ports for the sweep.
         servers = {s for c in p.dns for s in c.servers}
@@ -310,7 +332,7 @@ class Agent:
         """One sweep as fast as the limits allow (`svcprobe check`); `on_plan` is told how many
         checks it has, `on_result` gets each result."""
         try:
-            p = self.plan()
+            p = self.plan(every_endpoint=True)
             if on_plan is not None:
                 on_plan(len(p))
             stats = await self.scheduler.sweep(p, window=0, on_result=on_result)

@@ -94,6 +94,7 @@ def settings_for(dns_address: tuple[str, int], *, inventory_file: str, listen: s
         "dns.query_budget_per_second": 500.0,
         "dns.query_budget_burst": 100,
         "scheduler.interval_seconds": interval,
+        "tcp.endpoint_interval_seconds": 0.0,  # an edit to the inventory shows at the next sweep
         "shutdown.drain_seconds": 0.0,
         "listen": listen,
         # The demo's backends live on loopback, which tcp.deny_cidrs refuses by default.

@@ -93,7 +93,7 @@ class Scheduler:
         checks: list[Check] = [*plan.dns, *plan.tcp]
         self.rng.shuffle(checks)
         window = self.interval * self.spread if window is None else window
-        self.store.retain(c.key for c in checks)
+        self.store.retain([*(c.key for c in checks), *plan.carried])
         stats = SweepStats(started_at=time.time(), checks=len(checks))
         t0 = time.perf_counter()
         with LoopLagMonitor() as lag, CpuWaitMeter() as cpu:

@@ -160,6 +160,13 @@ class TcpSettings:
                                      "(e.g. the cluster's Service and pod CIDRs).")
     max_endpoints_per_service: int = f(0, "Probe at most this many ready endpoint addresses per "
                                        "Service (0: all).", min=0)
+    endpoint_interval_seconds: float = f(
+        120.0, "Probe each endpoint this often (ClusterIPs and DNS every sweep): every application pod "
+        "sees these connects in its logs. Each sweep takes its share, an endpoint never probed (new, "
+        "or after a restart) at once, and its last result stands in between. Connects per endpoint "
+        "port and minute: min(sharding.replicas, agents) x 60 / max(this, scheduler.interval_seconds); "
+        "with the defaults 1.5, against 6 when every sweep probes them. 0: every sweep. `svcprobe "
+        "check` probes every endpoint.", min=0.0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -64,6 +64,7 @@ def _env(bed: TestBed, kubeconfig: str, ns: str, node_ip: str) -> dict[str, str]
         "SVCPROBE_SHARDING_REPLICAS": "0",
         "SVCPROBE_DNS_GRACE_SECONDS": "0",
         "SVCPROBE_SCHEDULER_INTERVAL_SECONDS": "2",
+        "SVCPROBE_TCP_ENDPOINT_INTERVAL_SECONDS": "0",  # endpoint changes show within a sweep
         "SVCPROBE_LISTEN": f"{node_ip}:9142",
         "SVCPROBE_NODE_NAME": "node1",
         "SVCPROBE_POD_NAMESPACE": "svcprobe",

@@ -363,6 +363,7 @@ def test_metrics_show_the_failing_path(bed: TestBed, shop: Shop) -> None:
     inv.write_text(bed.inventory_yaml())
     env = {"SVCPROBE_SELECTION_NAMESPACES": shop.ns, "SVCPROBE_SHARDING_REPLICAS": "0",
            "SVCPROBE_DNS_GRACE_SECONDS": "0", "SVCPROBE_SCHEDULER_INTERVAL_SECONDS": "2",
+           "SVCPROBE_TCP_ENDPOINT_INTERVAL_SECONDS": "0",
            "SVCPROBE_INVENTORY_RELOAD_SECONDS": "1", "SVCPROBE_LISTEN": f"{node.ip}:9142",
            "SVCPROBE_SHUTDOWN_DRAIN_SECONDS": "0"}
     with open(bed.logs / "svcprobe-run.log", "wb") as log:
@@ -454,6 +455,7 @@ def agents(bed: TestBed, shop: Shop, tmp_path: Any) -> Iterator[Agents]:
             urls[node] = f"http://{ip}:9142"
             env = {"SVCPROBE_SELECTION_NAMESPACES": shop.ns, "SVCPROBE_SHARDING_REPLICAS": "0",
                    "SVCPROBE_DNS_GRACE_SECONDS": "0", "SVCPROBE_SCHEDULER_INTERVAL_SECONDS": "2",
+                   "SVCPROBE_TCP_ENDPOINT_INTERVAL_SECONDS": "0",  # a killed backend shows at once
                    "SVCPROBE_LISTEN": f"{ip}:9142", "SVCPROBE_SHUTDOWN_DRAIN_SECONDS": "0",
                    "SVCPROBE_NODE_NAME": node,
                    # the API server's own address: an agent whose node loses its kube-proxy rules

@@ -91,6 +91,7 @@ def agent_settings(nameserver: str, inventory_file: Path, **overrides: Any) -> s
         "dns.query_budget_burst": 400,
         "tcp.timeout_seconds": 0.5,
         "scheduler.interval_seconds": 1.0,
+        "tcp.endpoint_interval_seconds": 0.0,  # endpoint changes show at the next sweep
         "shutdown.drain_seconds": 0.0,
         "listen": "127.0.0.1:0",
         "tcp.deny_cidrs": (),  # the backends are on loopback, which is denied by default
