@@ -20,8 +20,9 @@ demo: venv
 # Static checks: lint and import order, types, the layer contracts of the data flow.
 # Needs no root and nothing but the venv.
 check: venv
-	$(BIN)/ruff check agent tests bench
+	$(BIN)/ruff check agent tests bench plugin/kubectl-svcprobe
 	$(BIN)/mypy
+	$(BIN)/mypy --strict --scripts-are-modules plugin/kubectl-svcprobe
 	$(BIN)/lint-imports
 
 # Static checks first, then every test prerequisite (Debian packages, Go-built binaries;

@@ -337,3 +337,22 @@ def test_without_the_binding_the_same_agent_is_forbidden(release: Release) -> No
     assert "403" in denied["last_error"], denied
     assert any(r.endswith("/forbidden") for r in denied["restarts"]), denied
 
+
+
+# --- the kubectl plugin against the real API server --------------------------------------------
+
+def test_kubectl_plugin_pod_is_accepted_then_cleaned_up(release: Release, tmp_path: Path) -> None:
+    """`kubectl svcprobe check` with the real kubectl and kube-apiserver: the API accepts the
+    one-off pod it makes from the installed DaemonSet (server-side validation and defaulting).
+    With no kubelet here it never starts: the plugin says so, deletes it and exits 2."""
+    plugin = ROOT / "plugin" / "kubectl-svcprobe"
+    cp = release.bed.node_exec(NODE, [
+        sys.executable, str(plugin), f"--kubectl={BIN / 'kubectl'}", f"--kubeconfig={release.bed.admin_kubeconfig}",
+        "--svcprobe-namespace", release.ns, "--node", NODE, "--timeout", "6", "check", "-n", "default"], timeout=90)
+    assert cp.returncode == 2, cp.stderr
+    assert f"kubectl svcprobe: pod {release.ns}/{release.fullname}-check-" in cp.stderr
+    assert "did not start within 6s" in cp.stderr
+    left = json.loads(release.bed.kubectl("get", "pods", "-n", release.ns, "-o", "json").stdout)["items"]
+    gone = [p for p in left if p["metadata"]["name"].startswith(f"{release.fullname}-check-")
+            and not p["metadata"].get("deletionTimestamp")]
+    assert not gone, [p["metadata"]["name"] for p in gone]
