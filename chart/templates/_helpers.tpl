@@ -109,3 +109,18 @@ pod, the pod name, and a fixed job="svcprobe" that the shipped alert rules selec
   targetLabel: job
   replacement: svcprobe
 {{- end }}
+
+{{/*
+Runbook link of one alert (the argument is a dict: "root" the chart context, "alert" the alert
+name). Default: the runbook every agent serves at /runbook, through the API server's service
+proxy as `kubectl proxy` exposes it on its default address, via this release's headless Service
+and port name. prometheusRule.runbookBaseURL replaces everything before the anchor.
+*/}}
+{{- define "svcprobe.runbookURL" -}}
+{{- $root := .root }}
+{{- $base := printf "http://localhost:8001/api/v1/namespaces/%s/services/%s:%s/proxy/runbook" (include "svcprobe.namespace" $root) (include "svcprobe.fullname" $root) $root.Values.service.portName }}
+{{- with $root.Values.prometheusRule.runbookBaseURL }}
+{{- $base = trimSuffix "/" . }}
+{{- end }}
+{{- printf "%s#%s" $base (lower .alert) }}
+{{- end }}

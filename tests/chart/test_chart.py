@@ -275,9 +275,106 @@ def test_monitors_relabel_node_and_job(kind: str) -> None:
     assert relabel[-1] == {"action": "replace", "targetLabel": "cluster", "replacement": "c1"}
 
 
+def shipped_groups() -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = yaml.safe_load(RULES.read_text())["groups"]
+    return groups
+
+
+def alerts_of(groups: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
+
+
 def test_prometheusrule_carries_the_tested_rules() -> None:
-    rule = one(render({"prometheusRule": {"enabled": True}}), "PrometheusRule")
-    assert rule["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
+    # The shipped file's runbook links are this chart's for the default install: release and
+    # namespace `svcprobe`, so that install gets the tested rules byte for byte.
+    rule = one(render({"prometheusRule": {"enabled": True}}, release="svcprobe",
+                      namespace="svcprobe"), "PrometheusRule")
+    assert rule["spec"]["groups"] == shipped_groups()
+
+
+@pytest.mark.parametrize(("values", "release", "namespace", "path"), [
+    ({}, "probe", "monitoring", "monitoring/services/probe-svcprobe:http-metrics"),
+    ({"fullnameOverride": "dnsprobe", "namespaceOverride": "netops",
+      "service": {"portName": "metrics"}}, "x", "default", "netops/services/dnsprobe:metrics"),
+])
+def test_prometheusrule_runbook_links_follow_the_release(values: dict[str, Any], release: str,
+                                                         namespace: str, path: str) -> None:
+    """Without runbookBaseURL every alert links to the runbook the agents serve at /runbook,
+    through `kubectl proxy` and the API server's service proxy to this release's headless
+    Service and its port name; nothing else in the rules changes."""
+    docs = render({**values, "prometheusRule": {"enabled": True}}, release=release,
+                  namespace=namespace)
+    base = f"http://localhost:8001/api/v1/namespaces/{path}/proxy/runbook"
+    # The very Service and port the chart renders.
+    service = one(docs, "Service")
+    (port,) = service["spec"]["ports"]
+    assert path == f"{service['metadata']['namespace']}/services/{service['metadata']['name']}:{port['name']}"
+    groups = one(docs, "PrometheusRule")["spec"]["groups"]
+    rendered, shipped = alerts_of(groups), alerts_of(shipped_groups())
+    assert rendered.keys() == shipped.keys()
+    for name, r in rendered.items():
+        assert r["annotations"]["runbook_url"] == f"{base}#{name.lower()}"
+        r["annotations"]["runbook_url"] = shipped[name]["annotations"]["runbook_url"]
+    assert groups == shipped_groups()
+
+
+def test_prometheusrule_per_alert_overrides() -> None:
+    rule = one(render({"prometheusRule": {
+        "enabled": True,
+        "alertLabels": {"team": "platform", "severity": "page"},
+        "alerts": {"SvcprobeDNSLatencyHigh": {"enabled": False},
+                   "SvcprobeAgentDown": {"for": "30m", "severity": "info"},
+                   "SvcprobeSweepsStale": {"enabled": True},
+                   "SvcprobeKubeNotSynced": None}}}), "PrometheusRule")
+    groups = rule["spec"]["groups"]
+    rendered, shipped = alerts_of(groups), alerts_of(shipped_groups())
+    assert set(rendered) == set(shipped) - {"SvcprobeDNSLatencyHigh"}
+    down = rendered["SvcprobeAgentDown"]
+    assert down["for"] == "30m"
+    assert down["labels"] == {"severity": "info", "team": "platform"}   # beats alertLabels too
+    assert down["expr"] == shipped["SvcprobeAgentDown"]["expr"]
+    for name, r in rendered.items():
+        if name != "SvcprobeAgentDown":
+            assert r["for"] == shipped[name]["for"], name
+            assert r["labels"]["severity"] == shipped[name]["labels"]["severity"], name
+    # Recording rules are untouched.
+    assert groups[0] == shipped_groups()[0]
+
+
+def test_prometheusrule_rejects_unknown_alert_names() -> None:
+    for name in ("SvcprobeNope", "svcprobeagentdown", "SvcprobeCanaryFailing"):
+        proc = helm_template({"prometheusRule": {
+            "enabled": True, "alerts": {name: {"enabled": False}},
+            "additionalGroups": [{"name": "mine", "rules": [
+                {"alert": "SvcprobeCanaryFailing", "expr": "vector(1)"}]}]}}, check=False)
+        assert proc.returncode != 0, name
+        assert f"prometheusRule.alerts.{name}: svcprobe ships no alert of that name" in proc.stderr
+        assert "SvcprobeAgentDown, SvcprobeClusterIPFailingOnNode" in proc.stderr   # the list
+
+
+def test_prometheusrule_override_values_are_checked_by_the_schema() -> None:
+    for bad in ({"SvcprobeAgentDown": {"for": "15 minutes"}},
+                {"SvcprobeAgentDown": {"severity": ""}},
+                {"SvcprobeAgentDown": {"enabled": "no"}},
+                {"SvcprobeAgentDown": {"labels": {"team": "x"}}}):
+        proc = helm_template({"prometheusRule": {"enabled": True, "alerts": bad}}, check=False)
+        assert proc.returncode != 0, bad
+        assert "values don't meet the specifications of the schema" in proc.stderr, proc.stderr
+    proc = helm_template({"prometheusRule": {"enabled": True,
+                                             "runbookBaseURL": "https://wiki.example/r#x"}},
+                         check=False)
+    assert proc.returncode != 0
+
+
+def test_servicemonitor_and_podmonitor_are_exclusive() -> None:
+    proc = helm_template({"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}},
+                         check=False)
+    assert proc.returncode != 0
+    assert "serviceMonitor.enabled and podMonitor.enabled are both true" in proc.stderr
+    assert "scrape every svcprobe agent twice" in proc.stderr
+    for key in ("serviceMonitor", "podMonitor"):
+        kinds = {d["kind"] for d in render({key: {"enabled": True}})}
+        assert kinds & {"ServiceMonitor", "PodMonitor"} == {key[0].upper() + key[1:]}
 
 
 def test_prometheusrule_runbook_url_alert_labels_and_extra_groups() -> None:
@@ -331,8 +428,11 @@ def test_fully_enabled_values_render_every_kind() -> None:
     docs = render(all_switches_on())
     kinds = {d["kind"] for d in docs}
     assert kinds >= {"DaemonSet", "Service", "ConfigMap", "ServiceAccount", "ClusterRole",
-                     "ClusterRoleBinding", "ServiceMonitor", "PodMonitor", "PrometheusRule",
+                     "ClusterRoleBinding", "ServiceMonitor", "PrometheusRule",
                      "NetworkPolicy", "Pod"}
+    assert "PodMonitor" not in kinds       # one of the two monitors; see podmonitor-values.yaml
+    podmonitor = yaml.safe_load((CHART / "ci" / "podmonitor-values.yaml").read_text())
+    assert one(render(podmonitor), "PodMonitor")["metadata"]["namespace"] == "monitoring"
     spec = pod_spec(docs)
     assert spec["priorityClassName"] == "system-node-critical"
     assert container(docs)["image"].startswith("registry.example/svcprobe@sha256:")
@@ -373,4 +473,9 @@ def test_notes_follow_the_switches(tmp_path: pathlib.Path) -> None:
                                     "dashboard": {"enabled": True}})
     assert "No ServiceMonitor/PodMonitor was" in notes
     assert "Alert rules are installed" in notes
+    assert "kubectl proxy &\n     http://localhost:8001/api/v1/namespaces/monitoring/services/" \
+        "probe-svcprobe:http-metrics/proxy/runbook\n" in notes
+    based = render_notes(tmp_path / "base", {"prometheusRule": {
+        "enabled": True, "runbookBaseURL": "https://wiki.example/svcprobe"}})
+    assert "Runbook: https://wiki.example/svcprobe" in based and "kubectl proxy" not in based
     assert "uid svcprobe-overview" in notes

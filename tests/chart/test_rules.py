@@ -17,6 +17,8 @@ import pytest
 import yaml
 
 from tests.support.chart import (
+    CHART,
+    ROOT,
     RULE_TESTS,
     RULES,
     RUNBOOK,
@@ -38,6 +40,15 @@ def seconds(duration: str) -> int:
     parts = re.findall(r"(\d+)([smhd])", duration)
     assert parts and "".join(n + u for n, u in parts) == duration, duration
     return sum(int(n) * units[u] for n, u in parts)
+
+
+def default_runbook_url() -> str:
+    """Where the shipped rules link: the runbook the agents serve at /runbook, through the API
+    server's service proxy as `kubectl proxy` exposes it, for the default install (namespace and
+    release `svcprobe`, so the headless Service is `svcprobe`; the chart's port name)."""
+    port_name = yaml.safe_load((CHART / "values.yaml").read_text())["service"]["portName"]
+    return ("http://localhost:8001/api/v1/namespaces/svcprobe/services/"
+            f"svcprobe:{port_name}/proxy/runbook")
 
 
 def anchor(heading: str) -> str:
@@ -78,6 +89,67 @@ def test_promtool_unit_tests_can_fail(tmp_path: pathlib.Path) -> None:
     assert "SvcprobeDNSFailingOnNode" in proc.stdout + proc.stderr
 
 
+# Each replaces one alert's expression with a plausible weaker one; the unit tests must fail, in
+# the scenario named (promtool prints the failing test's name).
+MUTATIONS = {
+    "per-service alert on the instant gauge misses a backend down every other sweep": (
+        "SvcprobeEndpointUnreachable",
+        """count by (cluster, namespace, service) (
+             max by (cluster, namespace, service, node) (
+               svcprobe_service_failing{check="tcp", path="endpoint"}
+             )
+           ) >= 2""",
+        "intermittent failures every other sweep from two nodes page"),
+    "wrong answers on the instant gauge miss answers wrong every other sweep": (
+        "SvcprobeDNSWrongAnswers",
+        """count by (cluster, path) (
+             max by (cluster, namespace, service, path) (
+               svcprobe_service_failing{check="dns", result="wrong_answer"}
+             )
+           ) > 0""",
+        "intermittent failures every other sweep from two nodes page"),
+    "any failure in the window pages on a single failed sweep": (
+        "SvcprobeEndpointUnreachable",
+        """count by (cluster, namespace, service) (
+             max by (cluster, namespace, service, node) (
+               max_over_time(svcprobe_service_failing{check="tcp", path="endpoint"}[10m])
+             )
+           ) >= 2""",
+        "a single failed sweep from two nodes does not page"),
+    "agent down pages on top of a NotReady node": (
+        "SvcprobeAgentDown", 'up{job="svcprobe"} == 0',
+        "agent down pages only on Ready nodes when kube-state-metrics knows the nodes"),
+    "a node in Unknown state is not Ready either": (
+        "SvcprobeAgentDown",
+        """(up{job="svcprobe"} == 0)
+           unless on (cluster, node)
+           (kube_node_status_condition{condition="Ready", status="false"} == 1)""",
+        "agent down pages only on Ready nodes when kube-state-metrics knows the nodes"),
+    "agent down must still page without kube-state-metrics": (
+        "SvcprobeAgentDown",
+        """(up{job="svcprobe"} == 0)
+           and on (cluster, node)
+           (kube_node_status_condition{condition="Ready", status="true"} == 1)""",
+        "agent down, stale sweeps, discovery not synced, watch restarting"),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_promtool_unit_tests_catch_weaker_alerts(mutation: str, tmp_path: pathlib.Path) -> None:
+    alert, expr, scenario = MUTATIONS[mutation]
+    doc = yaml.safe_load(RULES.read_text())
+    (rule,) = [r for g in doc["groups"] for r in g["rules"] if r.get("alert") == alert]
+    rule["expr"] = expr
+    (tmp_path / "svcprobe-rules.yaml").write_text(yaml.safe_dump(doc))
+    (tmp_path / "tests").mkdir()
+    shutil.copy(RULE_TESTS, tmp_path / "tests" / RULE_TESTS.name)
+    run([tool("promtool"), "check", "rules", str(tmp_path / "svcprobe-rules.yaml")])  # still valid
+    proc = run([tool("promtool"), "test", "rules", str(tmp_path / "tests" / RULE_TESTS.name)],
+               check=False)
+    assert proc.returncode != 0, mutation
+    assert f"name: {scenario}," in proc.stdout + proc.stderr, proc.stdout
+
+
 # --- Conventions -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("rule", alerts(), ids=lambda r: r["alert"])
@@ -88,9 +160,16 @@ def test_alert_conventions(rule: dict[str, Any]) -> None:
     ann = rule["annotations"]
     assert set(ann) == {"summary", "description", "runbook_url"}
     assert ann["summary"].strip() and ann["description"].strip()
-    url = ann["runbook_url"]
-    assert url.endswith("/dashboards/runbook.md#" + rule["alert"].lower())
+    assert ann["runbook_url"] == default_runbook_url() + "#" + rule["alert"].lower()
     assert rule["alert"].lower() in runbook_anchors(), "runbook section missing"
+
+
+def test_runbook_links_are_explained_and_nothing_points_at_invalid_hosts() -> None:
+    header = RULES.read_text().split("\ngroups:")[0]
+    assert "kubectl proxy" in header and default_runbook_url() + "#<alert>" in header
+    for path in (RULES, RULE_TESTS, CHART / "files" / RULES.name, CHART / "values.yaml",
+                 CHART / "README.md", RUNBOOK, ROOT / "dashboards" / "README.md"):
+        assert ".invalid" not in path.read_text(), path
 
 
 def test_every_runbook_section_has_an_alert() -> None:
@@ -132,7 +211,8 @@ def test_every_alert_has_a_firing_and_a_rollout_test() -> None:
     for t in tests:
         for c in t.get("alert_rule_test", []):
             for a in c["exp_alerts"]:
-                assert a["exp_annotations"]["runbook_url"].endswith("#" + c["alertname"].lower())
+                assert a["exp_annotations"]["runbook_url"] == \
+                    default_runbook_url() + "#" + c["alertname"].lower()
 
 
 # --- Lint (what pint would check) ------------------------------------------------------------
@@ -150,9 +230,12 @@ def test_rule_lint() -> None:
                 problems.append(f"{name}: rate()/increase() over non-counter {metric}")
             if metric in recorded:
                 problems.append(f"{name}: rate() over recorded series {metric}")
-        for window in re.findall(r"\[(\d+[smhd])\]", rule["expr"]):
+        # Range selectors [5m] and subqueries [10m:30s].
+        for window, step in re.findall(r"\[(\d+[smhd])(?::(\d+[smhd]))?\]", rule["expr"]):
             if seconds(window) < 4 * SCRAPE_INTERVAL_SECONDS:
                 problems.append(f"{name}: range [{window}] under 4 scrape intervals")
+            if step and seconds(step) > SCRAPE_INTERVAL_SECONDS:
+                problems.append(f"{name}: subquery step {step} skips scrapes")
         # Aggregations that drop `cluster` would merge clusters in a shared Prometheus.
         for clause, by in re.findall(r"\b(by|on) \(([^)]*)\)", rule["expr"]):
             if "cluster" not in {x.strip() for x in by.split(",")}:
