@@ -35,9 +35,16 @@ NOT_OK = 'result!="ok"'
 TCP_FAILED = 'result!~"ok|no_endpoints"'  # no_endpoints is expected, not a failure
 TCP_ATTEMPTED = 'result!="no_endpoints"'
 SVC_NS = 'namespace=~"$namespace"'
+# ALERTS is scoped by cluster only: most svcprobe alerts aggregate over agents and carry no
+# job, node or instance (dashboards/.lint exempts this one panel from the job/instance rules).
+FIRING_ALERTS = 'ALERTS{alertname=~"Svcprobe.*", alertstate="firing", cluster=~"$cluster"}'
+ALERTS_PANEL = "Firing svcprobe alerts"
 NOT_SELECTED = 'kind!="selected"'  # "selected" is cluster-wide, the same on every agent
 OWNED = 'kind="owned"'
 SELECTED = 'kind="selected"'
+# Per-node panels draw at most this many lines at a time (topk/bottomk): a 5,000-node cluster
+# would otherwise draw 5,000 lines. The node variable narrows them down further.
+TOP = 10
 
 
 def sel(*extra: str) -> str:
@@ -46,7 +53,11 @@ def sel(*extra: str) -> str:
 
 
 class Layout:
-    """Places panels left to right on Grafana's 24-column grid, rows top to bottom."""
+    """Places panels left to right on Grafana's 24-column grid, rows top to bottom.
+
+    The panels of a collapsed row are nested in the row (Grafana's format): they keep the
+    positions they take when the row is expanded, and the next row follows the collapsed one.
+    """
 
     def __init__(self) -> None:
         self.y = 0
@@ -54,24 +65,29 @@ class Layout:
         self.row_h = 0
         self.next_id = 1
         self.panels: list[dict[str, Any]] = []
+        self.into = self.panels
+        self.current_row: dict[str, Any] | None = None
 
     def _id(self) -> int:
         self.next_id += 1
         return self.next_id - 1
 
-    def row(self, title: str) -> None:
-        if self.x:
+    def row(self, title: str, *, collapsed: bool = False) -> None:
+        if self.current_row is not None and self.current_row["collapsed"]:
+            self.y = self.current_row["gridPos"]["y"] + 1
+        elif self.x:
             self.y += self.row_h
-        self.panels.append(
-            {
-                "type": "row",
-                "id": self._id(),
-                "title": title,
-                "collapsed": False,
-                "gridPos": {"h": 1, "w": 24, "x": 0, "y": self.y},
-                "panels": [],
-            }
-        )
+        row: dict[str, Any] = {
+            "type": "row",
+            "id": self._id(),
+            "title": title,
+            "collapsed": collapsed,
+            "gridPos": {"h": 1, "w": 24, "x": 0, "y": self.y},
+            "panels": [],
+        }
+        self.panels.append(row)
+        self.current_row = row
+        self.into = row["panels"] if collapsed else self.panels
         self.y += 1
         self.x = 0
         self.row_h = 0
@@ -83,7 +99,7 @@ class Layout:
             self.row_h = 0
         panel["id"] = self._id()
         panel["gridPos"] = {"h": h, "w": w, "x": self.x, "y": self.y}
-        self.panels.append(panel)
+        self.into.append(panel)
         self.x += w
         self.row_h = max(self.row_h, h)
 
@@ -172,8 +188,20 @@ def tcp_fail_ratio(by: str) -> str:
 
 
 def quantile(q: float, metric: str, by: str) -> str:
-    return (f"histogram_quantile({q}, sum by ({by}, le) "
+    grouping = f"{by}, le" if by else "le"
+    return (f"histogram_quantile({q}, sum by ({grouping}) "
             f"(rate({metric}_bucket{sel()}[{RI}])))")
+
+
+def top(expr: str, by: str = "", *, k: int = TOP) -> str:
+    """The `k` highest series of a per-node expression (per `by` group when given)."""
+    grouping = f" by ({by}) " if by else ""
+    return f"topk{grouping}({k}, {expr})"
+
+
+def bottom(expr: str, *, k: int = TOP) -> str:
+    """The `k` lowest series of a per-node expression."""
+    return f"bottomk({k}, {expr})"
 
 
 def build() -> dict[str, Any]:
@@ -186,20 +214,37 @@ def build() -> dict[str, Any]:
                "whose answer matched what the Kubernetes API says.",
                f'sum(rate(svcprobe_dns_lookups_total{sel(IS_OK)}[{RI}]))\n'
                f"/\nsum(rate(svcprobe_dns_lookups_total{sel()}[{RI}]))",
-               "percentunit", [(bad, None), (warn, 0.95), (ok, 0.999)]), 5, 4)
+               "percentunit", [(bad, None), (warn, 0.95), (ok, 0.999)]), 4, 4)
+    L.add(stat("DNS lookup latency p99", "99th percentile of the time a whole lookup takes "
+               "(search-list walk included), every form, path and node in scope. "
+               "SvcprobeDNSLatencyHigh fires when it stays above 1 s on a path for 15 minutes; "
+               "\"How slow is DNS\" below splits it by form and path.",
+               quantile(0.99, "svcprobe_dns_lookup_duration_seconds", ""),
+               "s", [(ok, None), (warn, 0.5), (bad, 1)]), 4, 4)
     L.add(stat("TCP success", "Share of TCP connects to ClusterIPs and ready endpoints that "
                "succeeded. Services without ready endpoints (no_endpoints) are left out.",
                f'sum(rate(svcprobe_tcp_connects_total{sel(IS_OK)}[{RI}]))\n'
                f'/\nsum(rate(svcprobe_tcp_connects_total{sel(TCP_ATTEMPTED)}[{RI}]))',
-               "percentunit", [(bad, None), (warn, 0.95), (ok, 0.999)]), 5, 4)
+               "percentunit", [(bad, None), (warn, 0.95), (ok, 0.999)]), 4, 4)
     L.add(stat("Failing Services", "Services with at least one failing check in the last sweep "
                "of any agent in scope (svcprobe_service_failing).",
                f'count(count by (namespace, service) (svcprobe_service_failing{sel(SVC_NS)})) or vector(0)',
-               "none", [(ok, None), (bad, 1)]), 5, 4)
+               "none", [(ok, None), (bad, 1)]), 4, 4)
     L.add(stat("Agents reporting", "Agents (one per node) that Prometheus scrapes successfully.",
-               f"sum(up{sel()})", "none", [(bad, None), (ok, 1)]), 5, 4)
+               f"sum(up{sel()})", "none", [(bad, None), (ok, 1)]), 4, 4)
     L.add(stat("Agents down", "Agents Prometheus fails to scrape.",
                f"count(up{sel()} == 0) or vector(0)", "none", [(ok, None), (bad, 1)]), 4, 4)
+    L.add(table(
+        ALERTS_PANEL,
+        "svcprobe's alerts firing now in the selected cluster (Prometheus's ALERTS series), "
+        "one row each with its labels: which alert, how severe and where (path, node, "
+        "Service, DNS server). Empty when none fires. The node, job and instance variables do "
+        "not apply: most alerts are about a path, a DNS replica or a Service seen from several "
+        "nodes. Each alert's runbook_url annotation links to what to do.",
+        [target(FIRING_ALERTS, table=True)], "none",
+        [{"id": "organize", "options": {
+            "excludeByName": {"Time": True, "Value": True, "__name__": True, "alertstate": True},
+            "indexByName": {"alertname": 0, "severity": 1}}}]), 24, 6)
 
     # --- What broke? -------------------------------------------------------------------------
     L.row("Findings: what broke, by node")
@@ -227,10 +272,12 @@ def build() -> dict[str, Any]:
         [{"id": "groupingToMatrix",
           "options": {"columnField": "path", "rowField": "node", "valueField": "Value"}}]), 12, 9)
     L.add(timeseries(
-        "DNS failure ratio by node and path",
-        "The same ratio over time. A single node's line rising means that node; all lines "
-        "rising together means cluster DNS.",
-        [target(dns_fail_ratio("node, path"), "{{node}} {{path}}")], "percentunit", max_=1), 12, 9)
+        "DNS failure ratio by node and path (worst 10)",
+        "The same ratio over time, for the 10 worst node and path pairs at each moment (pick "
+        "nodes with the node variable to see others). A single node's line rising means that "
+        "node; all lines rising together means cluster DNS.",
+        [target(top(dns_fail_ratio("node, path")), "{{node}} {{path}}")], "percentunit",
+        max_=1), 12, 9)
     L.add(timeseries(
         "DNS failures by path and result",
         "Failed lookups per second by path and outcome (nxdomain, nodata, servfail, refused, "
@@ -287,11 +334,12 @@ def build() -> dict[str, Any]:
     # --- TCP --------------------------------------------------------------------------------
     L.row("Service connectivity: ClusterIP vs endpoint TCP")
     L.add(timeseries(
-        "TCP failure ratio by node and target",
-        "Failed / attempted connects per node: cluster_ip (through the node's Service proxy) and "
-        "endpoint (straight to ready pod addresses). ClusterIP failing while endpoints work on "
-        "the same node points at kube-proxy on that node.",
-        [target(tcp_fail_ratio("node, target"), "{{node}} {{target}}")], "percentunit",
+        "TCP failure ratio by node and target (worst 10)",
+        "Failed / attempted connects per node, for the 10 worst node and target pairs at each "
+        "moment: cluster_ip (through the node's Service proxy) and endpoint (straight to ready "
+        "pod addresses). ClusterIP failing while endpoints work on the same node points at "
+        "kube-proxy on that node.",
+        [target(top(tcp_fail_ratio("node, target")), "{{node}} {{target}}")], "percentunit",
         max_=1), 12, 8)
     L.add(timeseries(
         "TCP connect latency (p99)",
@@ -306,13 +354,17 @@ def build() -> dict[str, Any]:
                 "{{target}} {{result}}")], "ops", stack=True), 24, 7)
 
     # --- Agent ------------------------------------------------------------------------------
-    L.row("Agent health and its own load")
+    share = (f"(\n  sum by (node) (svcprobe_shard_services{sel(OWNED)})\n"
+             f"  /\n  sum by (node) (svcprobe_shard_services{sel(SELECTED)})\n)")
+    # Collapsed: it answers "is svcprobe itself healthy?", not "is the cluster?".
+    L.row("Agent health and its own load", collapsed=True)
     L.add(timeseries(
-        "DNS queries sent by svcprobe",
-        "Queries per second the agents put on the wire (lookups × queries per lookup), by node: "
-        "svcprobe's own load on cluster DNS.",
-        [target(f"sum by (node) (rate(svcprobe_dns_queries_per_lookup_sum{sel()}[{RI}]))",
-                "{{node}}")], "reqps", stack=True), 8, 8)
+        "DNS queries sent by svcprobe (top 10 nodes)",
+        "Queries per second the agents put on the wire (lookups × queries per lookup), for the "
+        "10 nodes sending most: svcprobe's own load on cluster DNS (the total is in \"sent vs "
+        "expected\").",
+        [target(top(f"sum by (node) (rate(svcprobe_dns_queries_per_lookup_sum{sel()}[{RI}]))"),
+                "{{node}}")], "reqps"), 8, 8)
     L.add(timeseries(
         "svcprobe's DNS load: sent vs expected",
         "Queries per second sent by the agents in scope, and the agents' own estimate of what "
@@ -328,15 +380,15 @@ def build() -> dict[str, Any]:
         "Agents sharing the work (found through the chart's headless Service) and, per agent, "
         "the Services it owns and the canaries every agent probes.",
         [target(f"max(svcprobe_shard_peers{sel()})", "peers"),
-         target(f"sum by (node, kind) (svcprobe_shard_services{sel(NOT_SELECTED)})",
+         target(top(f"sum by (node, kind) (svcprobe_shard_services{sel(NOT_SELECTED)})", "kind"),
                 "{{node}} {{kind}}", ref="B")], "none"), 8, 8)
     L.add(timeseries(
         "Each agent's share of the Services",
         "Services an agent owns (probes as one of their sharding.replicas agents) over the "
-        "Services selected cluster-wide, per node. With N agents and R replicas each share is "
-        "about R/N; one agent far off means it sees a different set of peers.",
-        [target(f"sum by (node) (svcprobe_shard_services{sel(OWNED)})\n"
-                f"/\nsum by (node) (svcprobe_shard_services{sel(SELECTED)})", "{{node}}")],
+        "Services selected cluster-wide, per node: the 5 largest and the 5 smallest shares. "
+        "With N agents and R replicas each share is about R/N; one agent far off means it sees "
+        "a different set of peers.",
+        [target(f"{top(share, k=TOP // 2)}\nor\n{bottom(share, k=TOP // 2)}", "{{node}}")],
         "percentunit", max_=1), 8, 8)
     L.add(timeseries(
         "Agents probing each Service",
@@ -358,39 +410,46 @@ def build() -> dict[str, Any]:
         "Lookups that waited for the per-node DNS query budget, and failing-Service series not "
         "exported because of the series budget. Both should be 0; raise the budgets or shard "
         "wider if not.",
-        [target(f"sum by (node) (rate(svcprobe_budget_exhausted_total{sel()}[{RI}]))",
+        [target(top(f"sum by (node) (rate(svcprobe_budget_exhausted_total{sel()}[{RI}]))"),
                 "budget waits {{node}}"),
-         target(f"sum by (node) (rate(svcprobe_series_dropped_total{sel()}[{RI}]))",
+         target(top(f"sum by (node) (rate(svcprobe_series_dropped_total{sel()}[{RI}]))"),
                 "dropped series {{node}}", ref="B")], "ops"), 8, 8)
     L.add(timeseries(
         "Sweep duration and lag",
-        "Duration of the last completed sweep and how far it overran its interval, per node.",
-        [target(f"max by (node) (svcprobe_sweep_duration_seconds{sel()})", "duration {{node}}"),
-         target(f"max by (node) (svcprobe_sweep_lag_seconds{sel()})", "lag {{node}}", ref="B")],
+        "Duration of the last completed sweep and how far it overran its interval, for the 10 "
+        "slowest nodes.",
+        [target(top(f"max by (node) (svcprobe_sweep_duration_seconds{sel()})"),
+                "duration {{node}}"),
+         target(top(f"max by (node) (svcprobe_sweep_lag_seconds{sel()})"), "lag {{node}}",
+                ref="B")],
         "s"), 8, 8)
     L.add(timeseries(
         "Time since last sweep",
-        "Seconds since each agent last completed a sweep. The SvcprobeSweepsStale alert fires "
-        "above 15 minutes.",
-        [target(f"time() - max by (node) (svcprobe_last_sweep_timestamp_seconds{sel()})",
+        "Seconds since each agent last completed a sweep, for the 10 longest. The "
+        "SvcprobeSweepsStale alert fires above 15 minutes.",
+        [target(top(f"time() - max by (node) (svcprobe_last_sweep_timestamp_seconds{sel()})"),
                 "{{node}}")], "s"), 8, 8)
     L.add(timeseries(
         "Event loop lag",
         "Worst event-loop scheduling delay seen by the last sweep: high values (the agent flags "
-        "50 ms) mean the agent stalled itself and its latency numbers are inflated.",
-        [target(f"max by (node) (svcprobe_event_loop_lag_seconds{sel()})", "{{node}}")], "s"),
-        8, 8)
+        "50 ms) mean the agent stalled itself and its latency numbers are inflated. The 10 "
+        "worst nodes.",
+        [target(top(f"max by (node) (svcprobe_event_loop_lag_seconds{sel()})"), "{{node}}")],
+        "s"), 8, 8)
     L.add(timeseries(
         "Agent CPU wait",
         "Of the time the agent's event loop wanted a CPU during the last sweep, the share it "
         "waited for one. Above 20% other processes on the node are taking the CPU and the "
-        "agent's latencies include that wait: check the node before blaming DNS.",
-        [target(f"max by (node) (svcprobe_sweep_cpu_wait_ratio{sel()})", "{{node}}")],
+        "agent's latencies include that wait: check the node before blaming DNS. The 10 worst "
+        "nodes.",
+        [target(top(f"max by (node) (svcprobe_sweep_cpu_wait_ratio{sel()})"), "{{node}}")],
         "percentunit", max_=1), 8, 8)
     L.add(timeseries(
         "Checks planned per sweep",
-        "DNS and TCP checks each agent plans per sweep (its shard plus the canary set).",
-        [target(f"sum by (node, kind) (svcprobe_targets{sel()})", "{{node}} {{kind}}")],
+        "DNS and TCP checks each agent plans per sweep (its shard plus the canary set), for "
+        "the 10 nodes planning most of each kind.",
+        [target(top(f"sum by (node, kind) (svcprobe_targets{sel()})", "kind"),
+                "{{node}} {{kind}}")],
         "none"), 8, 8)
     L.add(timeseries(
         "Inventory size",
@@ -412,9 +471,10 @@ def build() -> dict[str, Any]:
     L.add(timeseries(
         "Kubernetes API synced",
         "1 once an agent's first list+watch has completed; 0 while it has no inventory. "
-        "Absent for agents that read a static inventory file.",
-        [target(f"min by (node) (svcprobe_kube_synced{sel()})", "{{node}}")], "none", max_=1),
-        8, 8)
+        "Absent for agents that read a static inventory file. The 10 lowest: any agent not "
+        "synced shows first.",
+        [target(bottom(f"min by (node) (svcprobe_kube_synced{sel()})"), "{{node}}")], "none",
+        max_=1), 8, 8)
     L.add(timeseries(
         "Static inventory reloads and skipped objects",
         "Static inventory (re)loads by result, and objects not taken into the inventory by reason.",

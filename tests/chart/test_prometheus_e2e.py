@@ -147,6 +147,14 @@ def test_prometheus_scrapes_the_agent_rules_fire_and_dashboard_has_data(stack: d
         procs)
     assert 0 < float(ratio[0]["value"][1]) < 1
 
+    # The per-Service ratios join the failing gauge to the agent's scrapes by the labels the
+    # scrape really has (node, pod): the demo's broken Services have one, between 0 and 1.
+    ratios = wait_for("the per-Service failure ratios", lambda: query(
+        api, f'cluster_node_service_check_path:svcprobe_service_failing:ratio10m{{node="{NODE}"}}'),
+        procs)
+    assert {r["metric"]["check"] for r in ratios} == {"dns", "tcp"}
+    assert all(0 < float(r["value"][1]) <= 1 for r in ratios)
+
     # Nothing that the demo does not warrant is firing.
     firing = {a["labels"]["alertname"] for a in http_json(f"{api}/alerts")["data"]["alerts"]
               if a["state"] == "firing"}

@@ -1,6 +1,7 @@
 """Every PromQL expression in the rules and the dashboard parses (Prometheus's own parser,
 built into svcprobe-promql-inspect) and uses only metric names and labels from
-docs/metrics.md, plus the scrape labels node, job, instance, pod, namespace, cluster.
+docs/metrics.md, plus the scrape labels node, job, instance, pod, namespace, cluster, and a few
+series that are not the agent's (Prometheus's up and ALERTS, kube-state-metrics' node readiness).
 
 This is what keeps rules and dashboard from silently going dead when a metric is renamed
 (the coredns-mixin forward alerts failure mode).
@@ -22,8 +23,21 @@ from tests.support.chart import (
     rules,
 )
 
-# Series that are not the agent's but are fair to use: Prometheus's own per-target series.
-PROMETHEUS_SERIES = {"up": set()}
+# Series that are not the agent's but are fair to use, with their labels: Prometheus's own
+# per-target `up`, and kube-state-metrics' node readiness (SvcprobeAgentDown leaves agents on
+# nodes that are not Ready to the cluster's node alerts; `node` is the node's name there too).
+PROMETHEUS_SERIES = {
+    "up": set(),
+    "kube_node_status_condition": {"node", "condition", "status"},
+}
+
+
+def alerts_labels(contract: dict[str, dict[str, Any]]) -> set[str]:
+    """ALERTS (Prometheus's series of pending and firing alerts, read by the dashboard) carries
+    alertname, alertstate, the alert's own labels and whatever its expression kept."""
+    own = {label for r in rules() if "alert" in r for label in r.get("labels", {})}
+    kept = {label for info in contract.values() for label in info["labels"]}
+    return {"alertname", "alertstate"} | own | kept
 
 
 def contract_problems(where: str, expr: str, report: dict[str, Any],
@@ -35,6 +49,7 @@ def contract_problems(where: str, expr: str, report: dict[str, Any],
     known: dict[str, set[str]] = {name: info["labels"] for name, info in contract.items()}
     known.update(recorded)
     known.update(PROMETHEUS_SERIES)
+    known["ALERTS"] = alerts_labels(contract)
     in_scope: set[str] = set(TARGET_LABELS)
     for sel in report["selectors"]:
         metric = sel["metric"]
