@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import http_exceptions, web
 
-from agent import model
+from agent import model, runbook
 from agent.checks import CheckResult, DnsCheck, DnsResult, TcpCheck, TcpResult
 from agent.findings import Finding
 from agent.health import Health
@@ -259,7 +259,14 @@ async def debug_probe(request: web.Request) -> web.StreamResponse:
 
 async def index(request: web.Request) -> web.Response:
     return web.json_response({"endpoints": ["/metrics", "/healthz", "/readyz", "/api/v1/results",
-                                            "/api/v1/findings", "/debug/probe?service=NAMESPACE/NAME"]})
+                                            "/api/v1/findings", "/debug/probe?service=NAMESPACE/NAME", "/runbook"]})
+
+
+async def runbook_handler(request: web.Request) -> web.StreamResponse:
+    bad = _check_params(request, ())
+    if bad is not None:
+        return bad
+    return await _send(request, runbook.page(), "text/html; charset=utf-8")
 
 
 class _BoundedFactory:
@@ -395,4 +402,5 @@ def make_app(ctx: Context) -> web.Application:
     app.router.add_get("/api/v1/results", results_handler)
     app.router.add_get("/api/v1/findings", findings_handler)
     app.router.add_get("/debug/probe", debug_probe)
+    app.router.add_get("/runbook", runbook_handler)
     return app

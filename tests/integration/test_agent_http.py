@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -252,6 +253,22 @@ async def test_findings_name_each_planted_fault_once(running: Running) -> None:
     await asyncio.sleep(1.1)  # the debug probe's rate limit
     status, probe, _ = await running.get("/debug/probe?service=shop/search")
     assert [f["suspect"]["text"] for f in probe["findings"]] == ["Service shop/search"]
+
+
+async def test_the_runbook_is_served_with_an_anchor_for_every_link(running: Running) -> None:
+    """Alert links (runbook_url) and finding kinds land on a section of /runbook."""
+    from agent.findings import Kind
+    from tests.support.chart import alerts
+
+    status, page, headers = await running.get("/runbook")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    anchors = set(re.findall(r"<h\d id='([^']+)'>", page))
+    for rule in alerts():
+        fragment = rule["annotations"]["runbook_url"].rsplit("#", 1)[1]
+        assert fragment in anchors, rule["alert"]
+    assert {f"finding-{k.value}" for k in Kind} <= anchors
+    assert "<script" not in page.lower()  # escaped text only
+    assert (await running.get("/runbook?x=1"))[0] == 400
 
 
 @pytest.mark.parametrize(("query", "status"), [
