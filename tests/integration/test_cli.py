@@ -438,3 +438,17 @@ async def test_progress_on_a_terminal_only(demo_dns: Demo) -> None:
     assert f"probing: {total}/{total} checks".encode() in shown
     _, _, err = await run("check", "--inventory", demo_dns.inventory, "--nameserver", ns_arg(demo_dns), "-o", "json")
     assert "probing:" not in err  # not a terminal: nothing but real messages on stderr
+
+
+async def test_kubeconfig_and_context_flags_reach_the_api_client(tmp_path: Path) -> None:
+    code, _, err = await run("check", "--kubeconfig", str(tmp_path / "nope.yaml"), "--nameserver", "127.0.0.1:9")
+    assert code == 2 and "nope.yaml" in err
+    kubeconfig = tmp_path / "kubeconfig.yaml"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "here",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "here", "context": {"cluster": "c", "user": "u"}}]}))
+    code, _, err = await run("diagnose", "--kubeconfig", str(kubeconfig), "--context", "elsewhere",
+                             "--agents-service", "svcprobe/svcprobe")
+    assert code == 2 and "elsewhere" in err
