@@ -38,7 +38,7 @@ class Service:
     headless: bool
     ports: tuple[ServicePort, ...]
     external_name: str = ""  # lower-case, no trailing dot
-    publish_not_ready: bool = False
+    publish_not_ready: bool = False  # kept for display: readiness comes from the slices (see ready_endpoints)
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False, compare=False)
     annotations: Mapping[str, str] = dataclasses.field(
         default_factory=dict, hash=False, compare=False
@@ -116,9 +116,11 @@ class Inventory:
     def ready_endpoints(self, service: Service) -> list[ReadyEndpoint]:
         """Union of ready endpoint addresses over all of the Service's slices, deduplicated.
 
-        `publishNotReadyAddresses` makes every endpoint count as ready, as the DNS spec says.
-        FQDN slices carry no address semantics and are ignored. Computed once per Service
-        and snapshot: the planner asks for it many times per Service.
+        Readiness is `conditions.ready` alone, as CoreDNS and kube-proxy read it: the
+        EndpointSlice controller already sets it for every endpoint of a Service with
+        `publishNotReadyAddresses`; mirrored or hand-made slices say what they say. FQDN
+        slices carry no address semantics and are ignored. Computed once per Service and
+        snapshot: the planner asks for it many times per Service.
         """
         cached = self._ready.get(service.key)
         if cached is not None and service is self.services.get(service.key):
@@ -130,7 +132,7 @@ class Inventory:
                 continue
             ports_id = port_sets.setdefault(sl.ports, len(port_sets))
             for ep in sl.endpoints:
-                if not (ep.ready or service.publish_not_ready):
+                if not ep.ready:
                     continue
                 for i, addr in enumerate(ep.addresses):
                     k = (addr, ports_id)

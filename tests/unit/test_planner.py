@@ -210,7 +210,10 @@ HEADLESS_CASES = [
         False, {"198.19.0.1"}, None, id="not-ready-and-terminating-excluded"),
     pytest.param(
         [endpoint_slice("db-1", endpoint("198.19.0.1"), endpoint("198.19.0.2", ready=False), service="db")],
-        True, {"198.19.0.1", "198.19.0.2"}, None, id="publishNotReadyAddresses-includes-not-ready"),
+        # CoreDNS reads conditions.ready alone (plugin/kubernetes/object/endpoint.go); the
+        # EndpointSlice controller folds publishNotReadyAddresses into it. A mirrored or
+        # hand-made slice that says not ready is not served.
+        True, {"198.19.0.1"}, None, id="publishNotReadyAddresses-does-not-override-conditions-ready"),
     pytest.param(
         [endpoint_slice("db-1", endpoint("198.19.0.1", "198.19.0.9"), service="db")],
         False, {"198.19.0.1", "198.19.0.9"}, None, id="every-address-of-an-endpoint"),
@@ -397,11 +400,14 @@ def test_headless_srv_without_matching_ready_endpoint_is_nxdomain(slices: list[m
     assert list(_srv(p).values()) == [DnsExpectation(Expect.NXDOMAIN)]
 
 
-def test_headless_srv_publish_not_ready() -> None:
-    sl = endpoint_slice("db-a", endpoint("198.19.0.1", ready=False, hostname="db-0"), service="db")
-    p = planner.plan(_headless_inventory(sl, publish_not_ready=True), plan_settings())
-    (exp,) = _srv(p).values()
+def test_headless_srv_publish_not_ready_follows_the_slices() -> None:
+    # The controller marks every endpoint ready for such a Service; what the slice says counts.
+    ready = endpoint_slice("db-a", endpoint("198.19.0.1", ready=True, hostname="db-0"), service="db")
+    (exp,) = _srv(planner.plan(_headless_inventory(ready, publish_not_ready=True), plan_settings())).values()
     assert exp.srv == (SrvRecord(8080, f"db-0.db.shop.svc.{Z}."),)
+    not_ready = endpoint_slice("db-a", endpoint("198.19.0.1", ready=False, hostname="db-0"), service="db")
+    (exp,) = _srv(planner.plan(_headless_inventory(not_ready, publish_not_ready=True), plan_settings())).values()
+    assert exp == DnsExpectation(Expect.NXDOMAIN)
 
 
 # --------------------------------------------------------------------------- ExternalName
@@ -473,12 +479,12 @@ def test_tcp_same_address_in_two_slices_is_probed_once() -> None:
         ("198.19.0.1", 8080), ("198.19.0.1", 9000), ("198.19.0.2", 8080)]
 
 
-def test_tcp_publish_not_ready_probes_not_ready_endpoints() -> None:
+def test_tcp_publish_not_ready_goes_by_the_slices_like_kube_proxy() -> None:
     svc = service(publish_not_ready=True)
     sl = endpoint_slice("web-1", endpoint("198.19.0.1", ready=False))
     p = planner.plan(model.Inventory([svc], [sl]), plan_settings())
-    assert [a for _, a, *_ in _tcp(p, "endpoint")] == ["198.19.0.1"]
-    assert [ne for *_, ne in _tcp(p, "cluster_ip")] == [False]
+    assert _tcp(p, "endpoint") == []
+    assert [ne for *_, ne in _tcp(p, "cluster_ip")] == [True]
 
 
 @pytest.mark.parametrize(

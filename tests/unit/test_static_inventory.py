@@ -102,7 +102,7 @@ def test_dump_slices_join_their_service_by_label(dump_result: manifests.LoadResu
                                        "fd00:10:244:1::21": (8080, 8443)}, id="dual-stack-terminating-excluded"),
         # not-ready db-1 excluded; db-0 is in two slices and counted once
         pytest.param(("shop", "db"), {"198.19.1.30": (5433,), "198.19.3.32": (5433,)}, id="headless-dedupe"),
-        # publishNotReadyAddresses publishes the not-ready endpoint
+        # publishNotReadyAddresses: the controller writes ready=true for the not-serving pod
         pytest.param(("shop", "peers"), {"198.19.1.40": (7946,), "198.19.2.41": (7946,)}, id="publish-not-ready"),
         pytest.param(("shop", "gateway"), {}, id="slice-without-endpoints"),
     ],
