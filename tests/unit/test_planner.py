@@ -581,3 +581,14 @@ def test_plan_of_the_kubectl_dump() -> None:
         ("198.19.2.12", 53), ("198.19.2.12", 9153)}
     assert p.not_probed_ports == 1  # kube-dns's UDP port
     assert all(isinstance(c, TcpCheck) for c in p.tcp)
+
+
+@pytest.mark.parametrize(("length", "asked"), [(62, True), (63, False)])
+def test_srv_of_a_port_name_too_long_for_a_label_is_not_asked(length: int, asked: bool) -> None:
+    """The API allows 63-character port names; `_<name>` then has 64 characters, more than a
+    DNS label may: no resolver can ask that SRV name, so it is not a check (it was reported
+    as `error: cannot be asked`, a false alarm on a valid Service)."""
+    name = "p" * length
+    svc = service(ports=((name, "TCP", 80),))
+    p = planner.plan(model.Inventory([svc], []), plan_settings())
+    assert [c.name.split(".")[0] for c in p.dns if c.qtype == "SRV"] == ([f"_{name}"] if asked else [])
