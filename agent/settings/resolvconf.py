@@ -53,7 +53,9 @@ def parse(text: str) -> ResolvConf:
         if key == "nameserver" and values:
             nameservers.append(values[0])
         elif key in ("search", "domain"):  # the last of either wins, as in libc
-            search = tuple(v.rstrip(".").lower() for v in values)
+            # "." (the root) is dropped, as the kubelet drops it when it builds a ClusterFirst
+            # pod's search list from the node's (pkg/kubelet/network/dns, parseResolvConf).
+            search = tuple(v.rstrip(".").lower() for v in values if v != ".")
         elif key == "options":
             for opt in values:
                 name, _, val = opt.partition(":")

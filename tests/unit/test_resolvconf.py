@@ -55,6 +55,8 @@ def test_empty_file_gives_libc_defaults() -> None:
         pytest.param("search Shop.SVC.Cluster.Local. svc.cluster.local.\n", (),
                      ("shop.svc.cluster.local", "svc.cluster.local"), id="search-normalised"),
         pytest.param("sortlist 130.155.160.0/255.255.240.0\nlookup file bind\n", (), (), id="unknown-keywords-ignored"),
+        # The kubelet drops "." from the node's search list (conformance e2e uses one).
+        pytest.param("search . corp.example\n", (), ("corp.example",), id="root-entry-dropped-as-the-kubelet-does"),
     ],
 )
 def test_lines(text: str, nameservers: tuple[str, ...], search: tuple[str, ...]) -> None:
