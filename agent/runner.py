@@ -217,7 +217,9 @@ class Agent:
         if not n or not owned or not t.paths:
             return frozenset()
         owned_set = set(owned)
-        chosen = [k for k in self.convergence.recently_changed() if k in owned_set][:n]
+        # Recently changed first, but never all the slots: with steady churn the others would
+        # never be asked of each replica.
+        chosen = [k for k in self.convergence.recently_changed() if k in owned_set][: max(1, n // 2)]
         rest = [k for k in owned if k not in chosen]
         take = min(n - len(chosen), len(rest))
         if take:
@@ -235,8 +237,11 @@ class Agent:
             return p
         due: list[TcpCheck] = []
         carried: list[tuple[object, ...]] = []
+        # A Service with anything failing has all its endpoints probed: findings compare its IP
+        # with its endpoints, and need current evidence of both.
+        failing = {(ns, svc) for ns, svc, *_ in self.store.failing_series()}
         for c in p.tcp:
-            if (c.path != "endpoint" or c.key not in self.store
+            if (c.path != "endpoint" or c.key not in self.store or (c.namespace, c.service) in failing
                     or zlib.crc32(repr(c.key).encode()) % k == self._sweep_no % k):
                 due.append(c)
             else:
@@ -309,11 +314,16 @@ class Agent:
             node=self.settings.node_name,
         )
 
-    def after_sweep(self, stats: SweepStats | None = None) -> None:
+    def after_sweep(self, stats: SweepStats | None = None, *, log_changes: bool = True) -> None:
         """Findings from the latest results, and a log event for each Service that started
-        failing or recovered."""
-        self.findings.update(analyze(self.store.latest(), self.topology()))
-        self.transitions.update(self.store.failing_series())
+        failing or recovered. A bug here is logged, never the end of the agent."""
+        try:
+            topology = dataclasses.replace(self.topology(), fresh_since=stats.started_at if stats else 0.0)
+            self.findings.update(analyze(self.store.latest(), topology), log_changes=log_changes)
+            if log_changes:
+                self.transitions.update(self.store.failing_series())
+        except Exception:
+            log.exception("findings could not be made from this sweep's results; the results stand")
 
     def context(self) -> server.Context:
         return server.Context(store=self.store, health=self.health, metrics=self.metrics,
@@ -338,7 +348,7 @@ class Agent:
             stats = await self.scheduler.sweep(p, window=0, on_result=on_result)
         finally:
             await self.dns.close()
-        self.after_sweep(stats)
+        self.after_sweep(stats, log_changes=False)  # the report says it all
         return stats
 
     async def _forget_removed(self) -> None:

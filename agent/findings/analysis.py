@@ -30,6 +30,10 @@ PROXY_MIN_SHARE = 0.5
 # at least this many Services and this share of those asked by relative names fail so.
 SEARCH_MIN_SERVICES = 2
 SEARCH_MIN_SHARE = 0.5
+# Most Services' records wrong at once: cluster DNS's data (its API watch, its config), from
+# this many Services and this share of those asked.
+ZONE_MIN_SERVICES = 3
+ZONE_MIN_SHARE = 0.5
 # No endpoint reachable: the node's pod network rather than each pod, from this many
 # endpoint addresses and this share of those probed.
 POD_NETWORK_MIN_ADDRESSES = 3
@@ -55,6 +59,9 @@ class Topology:
     ready_replicas: int | None = None  # ready addresses the cluster DNS Service has (None: unknown)
     pod_of: Callable[[str, str, str], str] = _no_pod  # (namespace, service, address) -> NAMESPACE/POD
     node: str = ""
+    # Results finished before this (Unix time) were carried from an earlier sweep: endpoints
+    # are probed less often than Service IPs (tcp.endpoint_interval_seconds). 0: all fresh.
+    fresh_since: float = 0.0
 
 
 def analyze(results: Iterable[CheckResult], topology: Topology) -> list[Finding]:
@@ -250,7 +257,8 @@ class _Analysis:
         if not silent or not replicas_answer:
             return
         how = "does not answer" if self._dead(rs) else f"fails {len(silent)} of {len(rs)} lookups"
-        f = self._add(Finding(Kind.DNS_SERVICE_IP, Severity.CRITICAL, self._dns_service(),
+        f = self._add(Finding(Kind.DNS_SERVICE_IP, Severity.CRITICAL if self._dead(rs) else Severity.WARNING,
+                              self._dns_service(),
                               f"the cluster DNS Service IP {how} on this node ({_counts(silent)}) "
                               "while the CoreDNS replicas answer directly"), silent)
         # A resolver that is that same Service IP fails with it.
@@ -268,7 +276,7 @@ class _Analysis:
             servers = ", ".join(sorted({h for r in rs for h, _ in dc(r).servers}))
             name = "the pod resolver" if path == "resolver" else "NodeLocal DNSCache"
             how = "does not answer" if self._dead(rs) else f"fails {len(silent)} of {len(rs)} lookups"
-            f = Finding(Kind.NODE_RESOLVER, Severity.CRITICAL, self._node(),
+            f = Finding(Kind.NODE_RESOLVER, Severity.CRITICAL if self._dead(rs) else Severity.WARNING, self._node(),
                         f"{name} ({servers}) {how} ({_counts(silent)})"
                         + (" while cluster DNS answers on the other paths" if other_answers else ""))
             if not other_answers:
@@ -302,18 +310,31 @@ class _Analysis:
             key = (r.check.namespace, r.check.service)
             if r.result in WRONG or answered[_dns_group(dc(r))] - {key}:
                 by_service.setdefault(key, []).append(r)
+        passing_qtypes: dict[tuple[str, str], set[str]] = {}  # one pass, not one per failing Service
+        for r in self.dns:
+            if r.passing:
+                passing_qtypes.setdefault((r.check.namespace, r.check.service), set()).add(dc(r).qtype)
+        lied_about = {k for f in lying for k in f.services}
+        mixed = {key: bool(passing_qtypes.get(key, set()) & {dc(r).qtype for r in bad})
+                 for key, bad in by_service.items()}
+        # Most Services wrong at once: cluster DNS's view of the API, one fault, not one per Service.
+        asked = {(r.check.namespace, r.check.service) for r in self.dns}
+        solid = [k for k in by_service if not mixed[k]]
+        if len(solid) >= ZONE_MIN_SERVICES and len(solid) >= ZONE_MIN_SHARE * len(asked):
+            rs = [r for k in solid for r in by_service[k]]
+            self._add(Finding(Kind.CLUSTER_DNS_DATA, Severity.CRITICAL, self._dns_service(),
+                              f"cluster DNS answers wrongly for {len(solid)} of {len(asked)} Services asked "
+                              f"({_counts(rs)}): its data, not each Service"), rs)
+            by_service = {k: v for k, v in by_service.items() if mixed[k]}
         for key, bad in sorted(by_service.items()):
-            every = [r for r in self.dns if (r.check.namespace, r.check.service) == key]
-            failing_q = {dc(r).qtype for r in bad}
-            mixed = any(r.passing and dc(r).qtype in failing_q for r in every)
-            if mixed and lying:
+            if mixed[key] and key in lied_about:
                 self._take(lying[0], bad)
                 continue
             paths = sorted({r.check.path for r in bad})
             f = Finding(Kind.SERVICE_RECORDS, Severity.WARNING, Suspect("service", f"{key[0]}/{key[1]}"),
                         f"cluster DNS answers {_counts(bad)} for Service {key[0]}/{key[1]} "
                         f"on {', '.join(paths)}")
-            if mixed:
+            if mixed[key]:
                 f.summary += "; other lookups of the same name are answered as the API says"
                 f.alternatives.append("one CoreDNS replica serving stale or different data "
                                       "(each replica is asked a rotating sample of Services)")
@@ -363,11 +384,27 @@ class _Analysis:
             else:
                 broken.setdefault(key, []).append(r)
         dns_ip = next((f for f in self.findings if f.kind is Kind.DNS_SERVICE_IP), None)
+
+        # What the endpoints of a broken Service IP tell: probed in this sweep and passing, or
+        # only a result carried from an earlier sweep (tcp.endpoint_interval_seconds), or none.
+        def evidence(key: tuple[str, str]) -> str:
+            eps = endpoint_tcp.get(key, [])
+            if not eps:
+                return "none"
+            return "fresh" if any(e.finished_at >= self.topo.fresh_since for e in eps) else "carried"
+
+        seen = {key: evidence(key) for key in broken}
+        stale = sorted(k for k, e in seen.items() if e != "fresh")
         if len(broken) >= PROXY_MIN_SERVICES and len(broken) >= PROXY_MIN_SHARE * len(probed):
             rs = [r for v in broken.values() for r in v]
+            fresh = len(broken) - len(stale)
             f = self._add(Finding(Kind.SERVICE_PROXY, Severity.CRITICAL, self._node(),
                                   f"{len(broken)} of {len(probed)} Service IPs probed fail on this node "
-                                  f"({_counts(rs)}) while their endpoints accept connections"), rs)
+                                  f"({_counts(rs)}) while the endpoints of {fresh} of them accept "
+                                  "connections"), rs)
+            if stale:
+                f.alternatives.append(f"the backends or this node's pod network: the endpoints of {len(stale)} "
+                                      "of them were not probed in this sweep (they are at the next)")
             if dns_ip is not None:  # the cluster DNS Service IP is one of them
                 self.findings.remove(dns_ip)
                 f.checks += dns_ip.checks
@@ -381,8 +418,10 @@ class _Analysis:
             addresses = ",".join(sorted({tc(r).address for r in rs}))
             f = Finding(Kind.SERVICE_IP, Severity.WARNING, Suspect("service", f"{key[0]}/{key[1]}", addresses),
                         f"the IP of Service {key[0]}/{key[1]} fails on this node ({_counts(rs)})")
-            if endpoint_tcp.get(key):
+            if seen[key] == "fresh":
                 f.summary += " while its endpoints accept connections"
+            elif seen[key] == "carried":
+                f.alternatives.append("its endpoints, which were not probed in this sweep (they are at the next)")
             else:
                 f.alternatives.append("its endpoints, which were not probed from here "
                                       "(tcp.* settings, limits or the address policy)")

@@ -20,6 +20,7 @@ HEADLINE = {
     Kind.NODE_RESOLVER: "the pod resolver (resolv.conf, NodeLocal DNSCache) fails",
     Kind.DNS_SERVICE_IP: "the cluster DNS Service IP fails",
     Kind.DNS_REPLICA: "a CoreDNS replica fails or serves different data",
+    Kind.CLUSTER_DNS_DATA: "cluster DNS serves wrong data for most Services",
     Kind.SERVICE_RECORDS: "DNS records missing or wrong",
     Kind.SEARCH_LIST: "relative names fail (search list, ndots)",
     Kind.SERVICE_PROXY: "Service proxy (kube-proxy) broken",

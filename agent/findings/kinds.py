@@ -18,6 +18,7 @@ class Kind(enum.StrEnum):
     NODE_RESOLVER = "node_resolver"  # the pod resolver (resolv.conf, NodeLocal DNSCache) fails; cluster DNS answers
     DNS_SERVICE_IP = "dns_service_ip"  # the cluster DNS Service IP fails on this node; the replicas answer
     DNS_REPLICA = "dns_replica"  # one CoreDNS replica fails or answers differently; the others agree
+    CLUSTER_DNS_DATA = "cluster_dns_data"  # most Services' records wrong at once: cluster DNS's data
     SERVICE_RECORDS = "service_records"  # a Service's records are missing or wrong on every path
     SEARCH_LIST = "search_list"  # relative names fail where the FQDN works (search list, ndots)
     SERVICE_PROXY = "service_proxy"  # many Service IPs fail, their endpoints answer (kube-proxy here)
@@ -39,6 +40,8 @@ LOOK_AT = {
     Kind.NODE_RESOLVER: "this node's resolver: the nameserver in resolv.conf, NodeLocal DNSCache",
     Kind.DNS_SERVICE_IP: "the cluster DNS Service's rules on this node (kube-proxy)",
     Kind.DNS_REPLICA: "that CoreDNS pod: its logs, readiness, and its view of the API",
+    Kind.CLUSTER_DNS_DATA: "CoreDNS's view of the API (its watch, RBAC, the kubernetes plugin's zone) "
+                           "and any recent Corefile change",
     Kind.SERVICE_RECORDS: "the Service and what cluster DNS serves for it (CoreDNS config, its API watch)",
     Kind.SEARCH_LIST: "the search list and ndots pods on this node get (kubelet --resolv-conf, dnsConfig)",
     Kind.SERVICE_PROXY: "kube-proxy (or the CNI's Service proxy) on this node",

@@ -150,6 +150,16 @@ def test_wrong_record_on_every_path_names_the_service() -> None:
     assert "got 198.19.1.250" in found[0].examples[0]
 
 
+def test_most_services_wrong_at_once_is_one_cluster_dns_finding() -> None:
+    rs = change(healthy(), lambda r: r.check.kind == "dns" and r.check.namespace == "shop",
+                result=DnsResult.NXDOMAIN)
+    rs = change(rs, lambda r: r.check.kind == "dns" and r.check.service == "kubernetes",
+                result=DnsResult.WRONG_ANSWER, answer=("198.19.9.9",))
+    found = analyze(rs, TOPO)
+    assert kinds(found) == [("cluster_dns_data", f"Service kube-system/kube-dns ({VIP})")]
+    assert found[0].checks == failing(rs) and len(found[0].services) == 4
+
+
 def test_records_wrong_on_some_lookups_only_say_a_replica_may_be_stale() -> None:
     rs = change(healthy(), lambda r: r.check.service == "web" and getattr(r.check, "form", "") in ("short", "svc"),
                 result=DnsResult.NXDOMAIN)
@@ -198,6 +208,22 @@ def test_one_service_ip_failing_while_its_endpoints_answer() -> None:
     found = analyze(rs, TOPO)
     assert kinds(found) == [("service_ip", "Service shop/cart (198.18.0.22)")]
     assert "endpoints accept connections" in found[0].summary
+
+
+def test_endpoints_carried_from_an_earlier_sweep_are_not_taken_as_proof() -> None:
+    """Endpoints are probed less often than Service IPs: a result carried from an earlier
+    sweep does not prove they accept connections now (the pod network may be down)."""
+    rs = change(healthy(), lambda r: r.check.path == "cluster_ip" and r.check.kind == "tcp",
+                result=TcpResult.TIMEOUT, finished_at=2000.0)
+    sweep = dataclasses.replace(TOPO, fresh_since=1500.0)  # every endpoint result is from 1000.0
+    [proxy] = analyze(rs, sweep)
+    assert proxy.kind is Kind.SERVICE_PROXY and "the endpoints of 0 of them accept" in proxy.summary
+    assert any("pod network" in a for a in proxy.alternatives)
+    one = change(healthy(), lambda r: r.check.service == "cart" and r.check.path == "cluster_ip",
+                 result=TcpResult.TIMEOUT, finished_at=2000.0)
+    [vip] = analyze(one, sweep)
+    assert vip.kind is Kind.SERVICE_IP and "accept connections" not in vip.summary
+    assert any("not probed in this sweep" in a for a in vip.alternatives)
 
 
 def test_dead_backend_is_one_finding_named_by_its_pod() -> None:
