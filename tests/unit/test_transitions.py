@@ -72,3 +72,18 @@ def test_json_log_lines_have_rfc3339_time_and_their_own_fields() -> None:
     assert (line["event"], line["namespace"], line["service"], line["failing"]) == \
         ("service_failing", "shop", "web", ["tcp"])
     assert "args" not in line and "levelno" not in line  # only the event's own fields
+
+
+def test_a_short_failure_still_logs_its_recovery(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "agent.transitions")
+    now = [0.0]
+    t = ServiceTransitions(clock=lambda: now[0])
+    t.update([WEB])
+    now[0] = 60.0
+    t.update([])
+    assert events(caplog) == [("WARNING", "service_failing"), ("INFO", "service_recovered")]
+    now[0] = 90.0  # fails again within the hold: no new start, so no recovery either
+    t.update([WEB])
+    now[0] = 120.0
+    t.update([])
+    assert events(caplog) == []
