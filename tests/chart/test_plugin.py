@@ -45,8 +45,10 @@ def test_the_one_off_pod_is_the_agents_pod_doing_a_check(values: dict[str, Any])
     assert container["env"] == agent["containers"][0]["env"]
     assert container["volumeMounts"] == agent["containers"][0]["volumeMounts"] and spec["volumes"] == agent["volumes"]
     assert container.get("securityContext") == agent["containers"][0].get("securityContext")
-    # A one-shot check on that node, with only the report on its log stream.
-    assert container["args"] == ["check", "--log-level", "error", "-n", "shop"]
+    # A one-shot check on that node, with the installed configuration and only the report on
+    # its log stream.
+    assert container["args"] == ["check", "--config", "/etc/svcprobe/config.yaml", "--log-level", "error",
+                                 "-n", "shop"]
     assert spec["nodeName"] == "node-3" and spec["restartPolicy"] == "Never" and spec["activeDeadlineSeconds"] == 120
     assert not {"livenessProbe", "readinessProbe", "ports"} & set(container)
     # Never an agent: the agents' Service does not select it.
@@ -79,7 +81,6 @@ elif args[:2] == ["get", "pods"]:
     out = json.dumps({"items": [{"spec": {"nodeName": "node-9"}, "status": {"phase": "Running"}}]})
 elif args[0] == "create":
     state["created"] = json.loads(sys.stdin.read())
-    out = "svcprobe-check-x1"
 elif args[:2] == ["get", "pod"]:
     state["polls"] += 1
     out = json.dumps(state["pod"] if state["polls"] >= 2 else {"spec": {}, "status": {"phase": "Pending"}})
@@ -115,20 +116,36 @@ def test_streams_the_report_exits_with_its_code_and_deletes_the_pod(tmp_path: Pa
     assert cp.returncode == 1, cp.stderr  # svcprobe check's own code: something failing
     assert cp.stdout == "FINDINGS (1)\n...report...\n"
     assert state["created"]["spec"]["nodeName"] == "node-9"  # a node where an agent runs
-    assert state["created"]["spec"]["containers"][0]["args"] == ["check", "--log-level", "error", "-o", "json"]
-    assert state["deleted"] == "svcprobe-check-x1"
+    assert state["created"]["spec"]["containers"][0]["args"][-2:] == ["-o", "json"]
+    assert state["deleted"] == state["created"]["metadata"]["name"]
 
 
-def test_a_pod_that_never_starts_is_reported_and_deleted(tmp_path: Path) -> None:
-    stuck = {"spec": {"nodeName": "node-9"}, "status": {"phase": "Pending", "containerStatuses": [
-        {"state": {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}}]}}
+@pytest.mark.parametrize(("status", "says"), [
+    ({"phase": "Pending", "containerStatuses": [{"state": {"waiting": {"reason": "ContainerCreating"}}}]},
+     "did not start within 3s: ContainerCreating"),
+    ({"phase": "Pending", "containerStatuses": [
+        {"state": {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}}]},
+     "cannot start: ImagePullBackOff: no such image"),  # at once, not after the timeout
+    ({"phase": "Failed", "reason": "OutOfcpu", "message": "Node didn't have enough resource: cpu"},
+     "ended without running: OutOfcpu: Node didn't have enough resource: cpu"),
+], ids=["never-starts", "image-pull", "rejected-by-the-kubelet"])
+def test_a_pod_that_does_not_run_is_reported_and_deleted(tmp_path: Path, status: dict[str, Any], says: str) -> None:
+    stuck = {"spec": {"nodeName": "node-2"}, "status": status}
     cp, state = run_plugin(fake_kubectl(tmp_path, stuck), "--timeout", "3", "--node", "node-2", "check")
-    assert cp.returncode == 2
-    assert "did not start within 3s: ImagePullBackOff: no such image" in cp.stderr
-    assert state["created"]["spec"]["nodeName"] == "node-2" and state["deleted"] == "svcprobe-check-x1"
+    assert cp.returncode == 2 and says in cp.stderr, cp.stderr
+    assert state["created"]["spec"]["nodeName"] == "node-2"
+    assert state["deleted"] == state["created"]["metadata"]["name"]
 
 
 def test_print_pod_creates_nothing(tmp_path: Path) -> None:
     cp, state = run_plugin(fake_kubectl(tmp_path, {}), "--print-pod", "--node", "n", "diagnose")
     assert cp.returncode == 0 and json.loads(cp.stdout)["spec"]["containers"][0]["args"][0] == "diagnose"
     assert "created" not in state and all(c[0] == "get" for c in state["calls"])
+
+
+def test_the_network_policy_lets_a_one_off_diagnose_reach_the_agents() -> None:
+    docs = render({"networkPolicy": {"enabled": True}})
+    pod = plugin().pod_manifest(one(docs, "DaemonSet"), "diagnose", [], node="n", image=None, timeout=60)
+    [rule] = one(docs, "NetworkPolicy")["spec"]["ingress"]
+    selectors = [f["podSelector"]["matchLabels"] for f in rule["from"] if "podSelector" in f and len(f) == 1]
+    assert any(all(pod["metadata"]["labels"].get(k) == v for k, v in sel.items()) for sel in selectors)
