@@ -299,6 +299,11 @@ async def _diagnose(args: argparse.Namespace) -> int:
     from agent import diagnose
 
     if args.prometheus:
+        unused = [f"--{flag.replace('_', '-')}" for flag in ("inventory", "kubeconfig", "context", "agents_service",
+                                                             "config") if getattr(args, flag) is not None]
+        if unused:
+            raise diagnose.DiagnoseError(f"{', '.join(unused)}: not used with --prometheus (Prometheus has "
+                                         "every agent's findings); drop them")
         gathered = await diagnose.from_prometheus(args.prometheus, timeout=args.timeout,
                                                   stale_after=args.stale_after)
     else:

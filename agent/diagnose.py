@@ -172,7 +172,7 @@ async def from_agents(urls: Sequence[str], *, timeout: float) -> Gathered:
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
         await asyncio.gather(*(ask(http, u) for u in urls))
-    g.nodes.sort()
+    g.nodes = sorted(set(g.nodes))  # two agents on one node (a rollout) count as one node
     g.silent.sort()
     return g
 

@@ -452,3 +452,8 @@ async def test_kubeconfig_and_context_flags_reach_the_api_client(tmp_path: Path)
     code, _, err = await run("diagnose", "--kubeconfig", str(kubeconfig), "--context", "elsewhere",
                              "--agents-service", "svcprobe/svcprobe")
     assert code == 2 and "elsewhere" in err
+
+
+async def test_diagnose_refuses_flags_prometheus_makes_pointless(tmp_path: Path) -> None:
+    code, _, err = await run("diagnose", "--prometheus", "http://127.0.0.1:9", "--inventory", "x.yaml")
+    assert code == 2 and "--inventory: not used with --prometheus" in err

@@ -74,3 +74,17 @@ def test_topology_names_replicas_and_endpoint_pods() -> None:
     assert topo.replica_pods == {"198.19.0.2": "kube-system/coredns-a", "198.19.0.3": "kube-system/coredns-b"}
     assert topo.pod_of("team", "app0", "198.19.5.1") == "team/app0-6c9d"
     assert topo.pod_of("team", "app0", "198.19.5.9") == "" and topo.node == "node-3"
+
+
+def test_churn_never_takes_every_slot() -> None:
+    """With more recently changed Services than slots, half of them still rotate."""
+    inv = inventory(10)
+    a = agent(inv)
+    a.plan()
+    changed = [dataclasses.replace(s, cluster_ips=(ipaddress.ip_address(f"198.18.3.{i}"),))
+               for i, (k, s) in enumerate(sorted(inv.services.items())) if k[0] == "team" and int(k[1][3:]) < 6]
+    keys = {s.key for s in changed}
+    a.source.inventory = model.Inventory([*changed, *(s for k, s in inv.services.items() if k not in keys)],
+                                         inv.slices.values())
+    seen = set().union(*(sampled(a.plan()) for _ in range(4)))
+    assert {f"app{i}" for i in range(6, 10)} <= seen  # the unchanged ones get their turn
