@@ -213,9 +213,11 @@ def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
         index = (srv_index(service, inventory, fqdn, {(p.name, p.protocol) for p in asked})
                  if service.headless else None)
         for port in asked:
-            # A port name may have 63 characters, but `_<name>` must fit a DNS label (63): such
-            # an SRV record cannot be asked for by anyone, so there is nothing to check.
-            if port.name and port.protocol in ("TCP", "UDP") and len(port.name) < 63:
+            # The API allows port names of 63 characters, but then `_<name>` does not fit a DNS
+            # label: that SRV record cannot be asked for by anyone, so there is nothing to check.
+            # (A longer name is not valid in the API at all: it stays, and its check says why it
+            # cannot be asked.)
+            if port.name and port.protocol in ("TCP", "UDP") and len(port.name) != 63:
                 srv_name = f"_{port.name}._{port.protocol.lower()}.{fqdn}"
                 yield check("fqdn", "SRV", srv_name, expected_srv(service, inventory, port, fqdn, index))
 

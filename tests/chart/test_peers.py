@@ -103,7 +103,11 @@ def test_only_ready_agents_are_peers() -> None:
     # This agent (10.244.1.5) is not in the slice yet: it counts itself.
     assert assignment.peers(inventory, ts) == ("10.244.0.7", "10.244.1.5", "10.244.2.9")
 
-    # Had the Service published not-ready addresses, every agent with an address would count.
+    # Had the Service published not-ready addresses, the EndpointSlice controller would have
+    # marked every endpoint ready (ready = publishNotReadyAddresses || serving && !terminating),
+    # and every agent with an address would count.
     svc["spec"]["publishNotReadyAddresses"] = True
-    inventory = model.Inventory([parse_service(svc)], [parse_endpoint_slice(sl)])
+    published = agents_slice(svc, [endpoint(a, ready=True) for a in
+                                   ("10.244.0.7", "10.244.2.9", "10.244.3.3", "10.244.4.4")])
+    inventory = model.Inventory([parse_service(svc)], [parse_endpoint_slice(published)])
     assert len(assignment.peers(inventory, ts)) == 5

@@ -583,11 +583,12 @@ def test_plan_of_the_kubectl_dump() -> None:
     assert all(isinstance(c, TcpCheck) for c in p.tcp)
 
 
-@pytest.mark.parametrize(("length", "asked"), [(62, True), (63, False)])
+@pytest.mark.parametrize(("length", "asked"), [(62, True), (63, False), (64, True)])
 def test_srv_of_a_port_name_too_long_for_a_label_is_not_asked(length: int, asked: bool) -> None:
     """The API allows 63-character port names; `_<name>` then has 64 characters, more than a
     DNS label may: no resolver can ask that SRV name, so it is not a check (it was reported
-    as `error: cannot be asked`, a false alarm on a valid Service)."""
+    as `error: cannot be asked`, a false alarm on a valid Service). A 64-character name is
+    invalid input: its check stays and reports it (tests/reliability/test_hostile_input.py)."""
     name = "p" * length
     svc = service(ports=((name, "TCP", 80),))
     p = planner.plan(model.Inventory([svc], []), plan_settings())
