@@ -85,6 +85,11 @@ class DnsCheck:
     # False for a CoreDNS replica the API lists as not ready: it gets no traffic through the
     # Service, so its answers are shown (is the pod alive?) but never count as failing.
     server_ready: bool = True
+    # Ask only the cluster-zone candidates of the search walk (the name with the kubelet's three
+    # cluster suffixes), not the node's own search domains and the bare name: an expected
+    # NXDOMAIN is cluster DNS's to give; what the rest of the walk gets is the upstream
+    # resolver's business, and its SERVFAIL or wildcard record is no fault of the Service.
+    zone_only: bool = False
 
     kind = "dns"
 

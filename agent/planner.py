@@ -82,15 +82,18 @@ def pod_search_list(namespace: str, cluster_domain: str, host_search: Sequence[s
     return tuple(out)
 
 
-def search_candidates(name: str, search: Sequence[str], ndots: int) -> list[str]:
+def search_candidates(name: str, search: Sequence[str], ndots: int, *, zone_only: bool = False) -> list[str]:
     """Absolute names a stub resolver tries, in order (glibc, musl and dnspython agree).
 
     Absolute names are tried alone; a name with at least `ndots` dots is tried as-is first,
     then with each search suffix; otherwise the suffixes come first and the name as-is last.
+    `zone_only`: the searched names alone (see DnsCheck.zone_only).
     """
     if name.endswith("."):
         return [name]
     searched = [f"{name}.{suffix}." for suffix in search]
+    if zone_only:
+        return searched
     if name.count(".") >= ndots:
         return [f"{name}.", *searched]
     return [*searched, f"{name}."]
@@ -98,7 +101,7 @@ def search_candidates(name: str, search: Sequence[str], ndots: int) -> list[str]
 
 def expected_queries(check: DnsCheck, cluster_domain: str) -> int:
     """Queries a lookup costs when DNS answers as expected (the search-walk amplification)."""
-    candidates = search_candidates(check.name, check.search, check.ndots)
+    candidates = search_candidates(check.name, check.search, check.ndots, zone_only=check.zone_only)
     if check.expect.kind is Expect.NXDOMAIN:
         return len(candidates)
     target = check.name if check.name.endswith(".") else f"{check.service}.{check.namespace}.svc.{cluster_domain}."
@@ -185,7 +188,12 @@ def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
     names = form_names(service, ps.cluster_domain)
     search = pod_search_list(service.namespace, ps.cluster_domain, ps.host_search)
 
+    in_zone = pod_search_list(service.namespace, ps.cluster_domain, ())
+
     def check(form: str, qtype: str, name: str, expect: DnsExpectation) -> DnsCheck:
+        if expect.kind is Expect.NXDOMAIN and not name.endswith("."):  # see DnsCheck.zone_only
+            return DnsCheck(service.namespace, service.name, form, qtype, ps.path, name, in_zone,
+                            ps.ndots, ps.servers, expect, settle_by, zone_only=True)
         return DnsCheck(service.namespace, service.name, form, qtype, ps.path, name, search,
                         ps.ndots, ps.servers, expect, settle_by)
 

@@ -25,7 +25,7 @@ class Prober:
         self.dns = dns_engine
         self.tcp_timeout = tcp_timeout
         # (name, search, ndots) -> the names a pod's resolver tries: the same every sweep.
-        self._candidates: dict[tuple[str, tuple[str, ...], int], Sequence[str]] = {}
+        self._candidates: dict[tuple[str, tuple[str, ...], int, bool], Sequence[str]] = {}
 
     async def run(self, check: DnsCheck | TcpCheck, *, trace: bool = False) -> CheckResult:
         if isinstance(check, DnsCheck):
@@ -45,12 +45,13 @@ class Prober:
         self.dns.cancel(lookup)
 
     def candidates(self, check: DnsCheck) -> Sequence[str]:
-        key = (check.name, check.search, check.ndots)
+        key = (check.name, check.search, check.ndots, check.zone_only)
         names = self._candidates.get(key)
         if names is None:
             if len(self._candidates) >= _CANDIDATES_MAX:
                 self._candidates.clear()
-            names = self._candidates[key] = tuple(planner.search_candidates(check.name, check.search, check.ndots))
+            names = self._candidates[key] = tuple(planner.search_candidates(
+                check.name, check.search, check.ndots, zone_only=check.zone_only))
         return names
 
     def judge(self, check: DnsCheck, lookup: Lookup) -> CheckResult:

@@ -593,3 +593,20 @@ def test_srv_of_a_port_name_too_long_for_a_label_is_not_asked(length: int, asked
     svc = service(ports=((name, "TCP", 80),))
     p = planner.plan(model.Inventory([svc], []), plan_settings())
     assert [c.name.split(".")[0] for c in p.dns if c.qtype == "SRV"] == ([f"_{name}"] if asked else [])
+
+
+def test_an_expected_nxdomain_is_judged_on_cluster_zone_names_only() -> None:
+    """A headless Service with no ready endpoint: cluster DNS must say NXDOMAIN for the names
+    in its zone; the node's own search domains and the bare name are the upstream resolver's
+    (issue 11, item 1), so they are not asked. A positive expectation keeps the pod's walk."""
+    ps = plan_settings(host_search=("corp.example",))
+    empty = _headless_inventory()  # no slices at all
+    nx = [c for c in planner.plan(empty, ps).dns if c.qtype == "A"]
+    for c in nx:
+        walk = planner.search_candidates(c.name, c.search, c.ndots, zone_only=c.zone_only)
+        assert walk and all(n.endswith(f".{Z}.") for n in walk), (c.form, walk)
+        assert planner.expected_queries(c, Z) == len(walk)
+    assert {c.form for c in nx if c.zone_only} == {"short", "namespace", "svc"}
+    ready = _headless_inventory(endpoint_slice("db-1", endpoint("198.19.0.1"), service="db"))
+    short = next(c for c in planner.plan(ready, ps).dns if c.form == "short" and c.qtype == "A")
+    assert not short.zone_only and "corp.example" in short.search
