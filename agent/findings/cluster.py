@@ -15,6 +15,12 @@ from typing import Any
 
 from agent.findings.kinds import LOOK_AT, NODE_KINDS, Kind, Severity
 
+# Kinds every agent can report, whatever Services it owns (they rest on the canaries, the DNS
+# paths or many Services): a few nodes reporting one means those nodes only. A Service's IP
+# failing is seen only by the agents that own the Service, so its count says nothing of the rest.
+EVERY_AGENT_CHECKS = frozenset({Kind.DNS_UNREACHABLE, Kind.NODE_RESOLVER, Kind.DNS_SERVICE_IP, Kind.SEARCH_LIST,
+                                Kind.SERVICE_PROXY, Kind.POD_NETWORK})
+
 HEADLINE = {
     Kind.DNS_UNREACHABLE: "cluster DNS does not answer",
     Kind.NODE_RESOLVER: "the pod resolver (resolv.conf, NodeLocal DNSCache) fails",
@@ -62,8 +68,10 @@ class Verdict:
         what = HEADLINE[self.kind] + (f": {self.suspect}" if self.suspect else "")
         if self.everywhere:
             scope = f"on all {m} nodes" if self.kind in NODE_KINDS or not self.suspect else f"seen from all {m} nodes"
-        elif self.kind in NODE_KINDS or self.kind is Kind.DNS_UNREACHABLE:
+        elif self.kind in EVERY_AGENT_CHECKS:
             scope = f"on {where} only ({n} of {m} nodes)"
+        elif self.kind in NODE_KINDS:  # about a Service: only the agents that own it probe it
+            scope = f"on {where} ({n} of {m} nodes; a Service is probed by sharding.replicas agents)"
         else:
             scope = f"seen from {where} ({n} of {m} nodes)"
         return f"{what} {scope}"

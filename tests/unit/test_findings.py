@@ -342,3 +342,11 @@ def test_every_kind_is_documented_and_says_what_to_look_at() -> None:
         assert f"### Finding: {kind.value}\n" in runbook, kind
         assert f"`{kind.value}`" in metrics_doc, kind
         assert LOOK_AT[kind] and HEADLINE[kind], kind
+
+
+def test_a_service_ip_seen_by_its_owners_is_not_called_node_local_only() -> None:
+    """Under sharding only a Service's owners probe its IP: three of forty nodes reporting it
+    does not mean the other 37 are fine."""
+    suspect = "Service shop/web (198.18.0.20)"
+    [v] = merge([Reported(n, Kind.SERVICE_IP, Severity.WARNING, suspect) for n in NODES[:3]], NODES)
+    assert "only" not in v.text() and "(3 of 40 nodes; a Service is probed by sharding.replicas agents)" in v.text()
