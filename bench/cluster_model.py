@@ -46,6 +46,7 @@ from agent.health import Health
 from agent.targeting import sharding
 from bench.common import REPO, environment, log, percentile, write_json
 from bench.synth import endpoint_slice, ipv4, realistic_cluster, service
+from tests.support.builders import FixedSource
 
 AGENT_NS, AGENT_SVC = "monitoring", "svcprobe"
 # The agent's own defaults, so the model follows them when they change.
@@ -65,17 +66,6 @@ GOLDPINGER = {"interval_seconds": 30.0, "dns_queries_per_round": 0,
               "note": "every 30 s each node calls every other goldpinger pod by pod IP (no DNS by default) and "
                       "lists the goldpinger pods from the API server once (a LIST per refresh, no watch)",
               "watches_per_node": 0, "lists_per_node_per_interval": 1}
-
-
-class FixedSource:
-    def __init__(self, inventory: model.Inventory) -> None:
-        import asyncio
-
-        self.inventory = inventory
-        self.changed = asyncio.Event()
-
-    async def run(self) -> None:  # pragma: no cover - never run here
-        return None
 
 
 def coredns_replicas(nodes: int) -> int:

@@ -12,18 +12,10 @@ import pytest
 
 from agent import model, runner, settings
 from agent.health import Health
+from tests.support.builders import FixedSource
 from tests.support.processes import free_port
 
 SWEEPS = 24
-
-
-class FixedSource:
-    def __init__(self, inventory: model.Inventory) -> None:
-        self.inventory = inventory
-        self.changed = asyncio.Event()
-
-    async def run(self) -> None:
-        await asyncio.Event().wait()
 
 
 class Counting:

@@ -6,7 +6,6 @@ alerts are built on."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import os
@@ -17,23 +16,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent import model, runner, settings as settings_mod
-from tests.support.builders import endpoint, endpoint_slice, service
+from tests.support.builders import FixedSource, endpoint, endpoint_slice, service
 
 pytestmark = pytest.mark.reliability
 
 ROTATIONS, REPLICAS = 12, 20
 DNS_PORTS = (("dns", "UDP", 53), ("dns-tcp", "TCP", 53))
-
-
-class Inventory:
-    """A source whose inventory the test replaces (what a watch would deliver)."""
-
-    def __init__(self, inventory: model.Inventory) -> None:
-        self.inventory = inventory
-        self.changed = asyncio.Event()
-
-    async def run(self) -> None:
-        await asyncio.Event().wait()
 
 
 @contextlib.contextmanager
@@ -75,7 +63,7 @@ async def test_departed_dns_servers_take_their_sockets_and_series_with_them() ->
     s = dataclasses.replace(s, dns=dataclasses.replace(s.dns, query_budget_per_second=1e6,
                                                        query_budget_burst=100_000))
     with silent_servers(0, REPLICAS) as first:
-        source = Inventory(cluster(first))
+        source = FixedSource(cluster(first))
         agent = runner.build(s, source=source)
         await agent.scheduler.sweep(agent.plan(), window=0)
         baseline = fds()

@@ -4,6 +4,7 @@
   for the parser and the static source.
 - ``service`` / ``endpoint_slice`` / ``endpoint``: model objects, for the planner.
 - ``plan_settings``: a PlanSettings with test defaults.
+- ``FixedSource``: an inventory source holding what the test gives it.
 - ``kubectl_dump()``: a hand-written, realistic `kubectl get svc,endpointslices -A -o yaml`
   (data/kubectl-dump.yaml).
 
@@ -12,6 +13,7 @@ Addresses are from the benchmark range 198.18.0.0/15 and fd00::/8; nothing here 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import ipaddress
 from pathlib import Path
@@ -107,6 +109,18 @@ def endpoint_slice(name: str, *endpoints: model.Endpoint, service: str = "web", 
         endpoints=tuple(endpoints),
         ports=tuple(model.EndpointPort(n, p, num) for n, p, num in ports),
     )
+
+
+class FixedSource:
+    """An inventory source for `runner.build` that never lists anything: the test sets
+    `inventory` (replacing it is what a watch would deliver)."""
+
+    def __init__(self, inventory: model.Inventory) -> None:
+        self.inventory = inventory
+        self.changed = asyncio.Event()
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()
 
 
 def plan_settings(**kw: Any) -> planner.PlanSettings:

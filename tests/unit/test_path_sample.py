@@ -3,21 +3,12 @@ all of them within a few sweeps; and the findings' view of cluster DNS from the 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import ipaddress
 
 from agent import model, runner, settings
 from agent.health import Health
-
-
-class FixedSource:
-    def __init__(self, inventory: model.Inventory) -> None:
-        self.inventory = inventory
-        self.changed = asyncio.Event()
-
-    async def run(self) -> None:
-        await asyncio.Event().wait()
+from tests.support.builders import FixedSource
 
 
 def svc(ns: str, name: str, ip: str) -> model.Service:
