@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.processes import stop
 from tests.testbed.bed import Backend, TestBed, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -99,12 +100,7 @@ def live(bed: TestBed, agent_credentials: Any) -> Iterator[LiveAgent]:
         eventually(ready, timeout=60, what="svcprobe run ready (inventory synced)")
         yield agent
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)
 
 
 def _web(bed: TestBed, ns: str, name: str) -> tuple[str, Backend]:

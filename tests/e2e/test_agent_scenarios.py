@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.processes import stop
 from tests.testbed.bed import KUBE_DNS_IP, Backend, TestBed, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -399,12 +400,7 @@ def test_metrics_show_the_failing_path(bed: TestBed, shop: Shop) -> None:
         eventually(lambda: not failing_series(), timeout=30,
                    what="no failing series after recovery")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)
         shop.restore(bed)
 
 
@@ -481,12 +477,7 @@ def agents(bed: TestBed, shop: Shop, tmp_path: Any) -> Iterator[Agents]:
         yield a
     finally:
         for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=10)
+            stop(p)
 
 
 @dataclass

@@ -66,11 +66,12 @@ def wait_for(what: str, probe: Callable[[], T | None], procs: list[subprocess.Po
     pytest.fail(f"gave up waiting for {what} (last error: {last})")
 
 
-def stop(proc: subprocess.Popen[str]) -> None:
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM (the agent's clean shutdown), then SIGKILL after 30 s."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            proc.wait(timeout=10)
