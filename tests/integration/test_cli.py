@@ -20,6 +20,7 @@ import yaml
 
 from agent.demo import sandbox
 from agent.demo.dnsserver import DnsServer
+from tests.support.listeners import full_backlog
 
 SVCPROBE = [sys.executable, "-m", "agent"]
 # Never let a test fall back to the machine's resolver or its SVCPROBE_* settings.
@@ -364,27 +365,9 @@ async def test_check_probes_the_whole_cluster_unless_asked_for_its_share(tmp_pat
     assert "note: this agent's share:" in table
 
 
-def _unanswering_listener() -> tuple[socket.socket, list[socket.socket]]:
-    """A loopback listener whose backlog is full: connects to it time out (as a ClusterIP from
-    outside the cluster does)."""
-    lst = socket.socket()
-    lst.bind(("127.0.79.1", 0))
-    lst.listen(0)
-    fillers = []
-    for _ in range(4):
-        s = socket.socket()
-        s.setblocking(False)
-        try:
-            s.connect(lst.getsockname())
-        except BlockingIOError:
-            pass
-        fillers.append(s)
-    return lst, fillers
-
-
 async def test_outside_the_cluster_check_says_what_to_do(tmp_path: Path, demo_dns: Demo) -> None:
-    lst, fillers = _unanswering_listener()
-    port = lst.getsockname()[1]
+    held = full_backlog("127.0.79.1")  # its connects time out, as a ClusterIP's from outside the cluster
+    port = held[0].getsockname()[1]
     try:
         inv = tmp_path / "far.yaml"
         inv.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [
@@ -408,9 +391,8 @@ async def test_outside_the_cluster_check_says_what_to_do(tmp_path: Path, demo_dn
         code, out, _ = await run(*args, env={**env, "KUBERNETES_SERVICE_HOST": "127.0.79.9"})
         assert code == 1 and json.loads(out)["notes"] == []
     finally:
-        for s in fillers:
-            s.close()
-        lst.close()
+        for sock in held:
+            sock.close()
 
 
 async def test_progress_on_a_terminal_only(demo_dns: Demo) -> None:

@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from agent.probes import tcp
+from tests.support.listeners import full_backlog
 
 
 def _free_port(host: str = "127.0.0.1") -> int:
@@ -45,26 +46,14 @@ async def test_refused_when_nothing_listens() -> None:
 
 async def test_timeout_when_the_handshake_never_completes() -> None:
     # A listener that never accepts, with its backlog already full: the kernel drops the SYN.
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
-    lst.listen(0)
-    port = lst.getsockname()[1]
-    fillers = []
+    held = full_backlog("127.0.0.1")
+    port = held[0].getsockname()[1]
     try:
-        for _ in range(4):
-            s = socket.socket()
-            s.setblocking(False)
-            try:
-                s.connect(("127.0.0.1", port))
-            except BlockingIOError:
-                pass
-            fillers.append(s)
         await asyncio.sleep(0.05)
         outcome = await tcp.connect("127.0.0.1", port, timeout=0.3)
     finally:
-        for s in fillers:
+        for s in held:
             s.close()
-        lst.close()
     assert outcome.result == "timeout"
     assert outcome.duration >= 0.3
     assert "within 0.3s" in outcome.detail

@@ -28,6 +28,7 @@ from agent.discovery.static import StaticSource
 from agent.health import Health
 from agent.probes.dns import DnsEngine
 from tests.support.kubeapi import FakeKubeAPI, RecordingSleep, endpoint_slice, service
+from tests.support.listeners import full_backlog
 
 pytestmark = pytest.mark.reliability
 
@@ -291,22 +292,14 @@ async def test_records_owned_by_another_name_are_not_an_answer() -> None:
 def hanging_endpoints_inventory(path: Path, n: int) -> tuple[list[Any], int]:
     """A Service with n endpoints whose connects hang: listeners (127.89.x.y) that never
     accept, with a full backlog, so the kernel drops further SYNs."""
-    import socket
-
-    listeners, addrs = [], []
+    listeners: list[Any] = []
+    addrs = []
     port = 0
     for i in range(n):
-        s = socket.socket()
-        s.bind((f"127.89.{i // 250}.{i % 250 + 1}", port))
-        port = s.getsockname()[1]  # the same port on every address
-        s.listen(0)
-        listeners.append(s)
-        addrs.append(s.getsockname()[0])
-        for _ in range(2):  # fill the accept queue: the agent's SYNs are then dropped
-            c = socket.socket()
-            c.setblocking(False)
-            c.connect_ex(s.getsockname())
-            listeners.append(c)
+        held = full_backlog(f"127.89.{i // 250}.{i % 250 + 1}", port, fill=2)
+        port = held[0].getsockname()[1]  # the same port on every address
+        addrs.append(held[0].getsockname()[0])
+        listeners += held
     svc = service("shop", "hang", cluster_ip=None, headless=True, ports=(("http", port),))
     eps = endpoint_slice("shop", "hang-1", "hang", addrs, port=port)
     path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [svc, eps]}))

@@ -4,6 +4,7 @@
   ``kubectl get svc,endpointslices -A -o yaml`` dump in ``data/``.
 - ``kubeapi``: a fake Kubernetes API server (list/watch, faults) on loopback.
 - ``knot``: a real authoritative DNS server, a private ``knotd`` on loopback.
+- ``listeners``: loopback listeners whose connects time out (a full accept queue).
 - ``chart``: rendering the Helm chart, the metric contract of docs/metrics.md, and where PromQL
   lives (rules, dashboard).
 
