@@ -38,7 +38,7 @@ class Service:
     headless: bool
     ports: tuple[ServicePort, ...]
     external_name: str = ""  # lower-case, no trailing dot
-    publish_not_ready: bool = False  # kept for display: readiness comes from the slices (see ready_endpoints)
+    publish_not_ready: bool = False  # as parsed; not used for readiness, which the slices say (ready_endpoints)
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False, compare=False)
     annotations: Mapping[str, str] = dataclasses.field(
         default_factory=dict, hash=False, compare=False
