@@ -43,6 +43,9 @@ class Service:
     annotations: Mapping[str, str] = dataclasses.field(
         default_factory=dict, hash=False, compare=False
     )
+    # Recorded times (Unix time, 0.0 unknown) are metadata, left out of equality: a Service
+    # that compares equal has not changed (convergence fingerprints it).
+    created_at: float = dataclasses.field(default=0.0, hash=False, compare=False)  # metadata.creationTimestamp
 
     @property
     def key(self) -> tuple[str, str]:
@@ -72,6 +75,11 @@ class EndpointSlice:
     address_type: str  # IPv4, IPv6, FQDN
     endpoints: tuple[Endpoint, ...]
     ports: tuple[EndpointPort, ...]
+    # Recorded times (Unix time, 0.0 unknown), left out of equality as for Service.
+    created_at: float = dataclasses.field(default=0.0, hash=False, compare=False)  # metadata.creationTimestamp
+    # The endpoints.kubernetes.io/last-change-trigger-time annotation: when the Pod or Service
+    # change behind the slice's last update happened (the earliest, if several were batched).
+    trigger_time: float = dataclasses.field(default=0.0, hash=False, compare=False)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -201,7 +201,8 @@ class Agent:
         """What this agent probes in the current inventory (recomputed when it changed)."""
         inventory = self.source.inventory
         if inventory is not self._seen:
-            # The first synced inventory is the baseline: what exists at start counts as settled.
+            # The first synced inventory is the baseline: what exists at start counts as changed
+            # when the API recorded it (`run` and `check` alike, both come through here).
             if self.health.inventory_synced:
                 self.convergence.observe(inventory)
             self._seen, self._assignment = inventory, None

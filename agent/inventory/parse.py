@@ -7,17 +7,44 @@ Every problem names the object and the field at fault.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
+import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent import model
 
+log = logging.getLogger(__name__)
+
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+# Set by the EndpointSlice controller: when the Pod or Service change behind the slice's last
+# update happened (RFC 3339 with fractional seconds).
+TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _PROTOCOLS = ("TCP", "UDP", "SCTP")
+_RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(\.\d+)?([Zz]|[+-]\d\d:\d\d)", re.ASCII)
+
+
+def rfc3339(text: str) -> float | None:
+    """An RFC 3339 date-time as Unix time; None when `text` is not one."""
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    fraction, zone = m.group(7), m.group(8)
+    try:
+        if zone in ("Z", "z"):
+            tz = datetime.UTC
+        else:
+            offset = datetime.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+            tz = datetime.timezone(-offset if zone[0] == "-" else offset)
+        t = datetime.datetime(year, month, day, hour, minute, second, tzinfo=tz)
+    except ValueError:  # out of range: month 13, second 60, offset 24:00, ...
+        return None
+    return t.timestamp() + (float(fraction) if fraction else 0.0)
 
 
 class ObjectError(ValueError):
@@ -103,6 +130,21 @@ class _Reader:
         if version is not None and addr.version != version:
             raise self.fail(field, f"{text!r} is not an IPv{version} address")
         return addr
+
+    def time(self, value: Any, field: str) -> float:
+        """A recorded time as Unix time, 0.0 when absent or unreadable: it only tunes the
+        grace window, so a bad one is warned about and never rejects the object."""
+        if value is None:
+            return 0.0
+        if isinstance(value, datetime.datetime):  # unquoted in a YAML file
+            # YAML reads a time without a zone as UTC.
+            return (value if value.tzinfo else value.replace(tzinfo=datetime.UTC)).timestamp()
+        t = rfc3339(value) if isinstance(value, str) else None
+        if t is None:
+            log.warning("%s %s: %s: %r is not an RFC 3339 time; taken as unknown",
+                        self.kind, self.ref, field, str(value)[:60])
+            return 0.0
+        return t
 
 
 def _metadata(r: _Reader, obj: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]]:
@@ -211,6 +253,7 @@ def parse_service(obj: Mapping[str, Any], *, label_keys: frozenset[str] | None =
         labels=_kept(r, meta.get("labels"), "metadata.labels",
                      _any_key if label_keys is None else label_keys.__contains__),
         annotations=_kept(r, meta.get("annotations"), "metadata.annotations", _own_annotation),
+        created_at=r.time(meta.get("creationTimestamp"), "metadata.creationTimestamp"),
     )
 
 
@@ -270,6 +313,10 @@ def parse_endpoint_slice(obj: Mapping[str, Any]) -> model.EndpointSlice:
             )
         )
 
+    # Only the trigger time is read from the annotations, and only if they are a mapping: the
+    # slice is usable without it.
+    annotations = meta.get("annotations")
+    trigger = annotations.get(TRIGGER_TIME_ANNOTATION) if isinstance(annotations, Mapping) else None
     return model.EndpointSlice(
         namespace=namespace,
         name=name,
@@ -277,6 +324,8 @@ def parse_endpoint_slice(obj: Mapping[str, Any]) -> model.EndpointSlice:
         address_type=address_type,
         endpoints=tuple(endpoints),
         ports=tuple(ports),
+        created_at=r.time(meta.get("creationTimestamp"), "metadata.creationTimestamp"),
+        trigger_time=r.time(trigger, f"metadata.annotations[{TRIGGER_TIME_ANNOTATION}]"),
     )
 
 

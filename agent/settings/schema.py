@@ -68,7 +68,10 @@ class DnsSettings:
                                        "longer (svcprobe_sweep_lag_seconds).", min=0.1)
     query_budget_burst: int = f(100, "Token bucket size: queries that may go out at once.", min=1)
     grace_seconds: float = f(30.0, "After a Service or its endpoints change, a differing answer "
-                             "counts as converging, not `wrong_answer`, for this long (TTL + caches).",
+                             "counts as converging, not `wrong_answer`, for this long (TTL + caches). "
+                             "A change made before the agent or `check` started counts from when the "
+                             "API recorded it: the Service's or an EndpointSlice's creation, or the "
+                             "slice's `endpoints.kubernetes.io/last-change-trigger-time`.",
                              min=0)
     sockets: int = f(8, "UDP sockets per nameserver that queries are spread over; each is replaced "
                      "after 2,000 queries so queries to a Service IP keep taking fresh conntrack "

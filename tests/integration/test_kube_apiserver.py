@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import json
 import os
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,6 +32,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from agent.demo.dnsserver import DnsServer
 from agent.discovery.kube import KubeSource
 from agent.health import Health
 from tests.support.kubeapi import endpoint_slice, service
@@ -409,3 +412,55 @@ async def test_the_default_tcp_deny_list_matches_what_the_api_refuses_in_endpoin
     assert all(probes is False for accepted, probes in verdicts.values() if not accepted)
     assert all(probes for addr, (accepted, probes) in verdicts.items()
                if accepted and not ipaddress.ip_address(addr).is_multicast)
+
+
+async def _check(apiserver: RealApiServer, nameserver: tuple[str, int], namespace: str,
+                 grace: float) -> tuple[int, list[dict[str, Any]]]:
+    """`svcprobe check -o json` as a user runs it, against the API server: its exit code and
+    the namespace's DNS results. No TCP: the ClusterIPs and endpoints lead nowhere."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SVCPROBE_")},
+           "SVCPROBE_TCP_ENABLED": "false", "SVCPROBE_DNS_GRACE_SECONDS": str(grace)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "check", "--kubeconfig", str(apiserver.kubeconfig),
+        "--nameserver", f"{nameserver[0]}:{nameserver[1]}", "--cluster-domain", "cluster.local",
+        "-n", namespace, "-o", "json", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode in (0, 1), err.decode()
+    results = json.loads(out)["results"]
+    return proc.returncode, [r for r in results if r["namespace"] == namespace and r["check"] == "dns"]
+
+
+async def test_check_right_after_a_change_reports_converging(api: Api, apiserver: RealApiServer) -> None:
+    """Issue #11: `svcprobe check` a second after a Service was created reported its DNS
+    answers as failing, since whatever existed when it started counted as settled. DNS that
+    has not caught up (this server knows no Service) is converging for dns.grace_seconds from
+    the creation the API server recorded, then failing."""
+    ns = "fresh"
+    await api.namespace(ns)
+    dns_server = DnsServer({}, zone="cluster.local")
+    address = await dns_server.start()
+    try:
+        made = await api.create("services", service(ns, "web", cluster_ip="198.18.3.1"))
+        await api.create("services", service(ns, "db", headless=True, ports=(("pg", 5432),)))
+        await api.create("endpointslices", endpoint_slice(ns, "db-x", "db", ["198.19.3.1"], port=5432,
+                                                          port_name="pg"))
+        created = datetime.datetime.fromisoformat(made["metadata"]["creationTimestamp"]).timestamp()
+
+        grace = 60.0
+        _, fresh = await _check(apiserver, address, ns, grace)
+        assert {r["service"] for r in fresh} == {"web", "db"}
+        assert {r["result"] for r in fresh} == {"nxdomain"}
+        assert all(r["converging"] and r["passing"] for r in fresh), fresh
+        assert all(r["detail"].startswith("converging") for r in fresh)
+        assert all(r["finished_at"] < created + grace for r in fresh)  # else this machine is far too slow
+
+        # The window starts at the recorded creations, not when `check` starts: with 1 s of
+        # grace, over before this second check begins (db was made a moment after web), the
+        # same answers fail.
+        await asyncio.sleep(max(0.0, created + 3 - time.time()))
+        code, fresh = await _check(apiserver, address, ns, 1.0)
+        assert {r["result"] for r in fresh} == {"nxdomain"}
+        assert not any(r["converging"] or r["passing"] for r in fresh), fresh
+        assert code == 1
+    finally:
+        await dns_server.stop()

@@ -7,7 +7,9 @@ every malformed object is rejected with an ObjectError that names the kind, the 
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -172,6 +174,87 @@ def test_slice_with_no_endpoints_and_no_ports() -> None:
     obj["ports"] = None
     sl = parse.parse_endpoint_slice(obj)
     assert sl.endpoints == () and sl.ports == ()
+
+
+# --------------------------------------------------------------------------- recorded times
+
+MAY_1 = 1714557600.0  # 2024-05-01T10:00:00Z
+TRIGGER = parse.TRIGGER_TIME_ANNOTATION
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("2024-05-01T10:00:00Z", MAY_1, id="creationTimestamp"),
+    pytest.param("2024-05-01T10:00:00.5Z", MAY_1 + 0.5, id="fraction"),
+    pytest.param("2024-05-01T10:00:00.123456789Z", MAY_1 + 0.123456789, id="nanoseconds"),
+    pytest.param("2024-05-01t10:00:00z", MAY_1, id="lower-case-t-and-z"),
+    pytest.param("2024-05-01T12:30:00+02:30", MAY_1, id="positive-offset"),
+    pytest.param("2024-05-01T09:00:00-01:00", MAY_1, id="negative-offset"),
+])
+def test_rfc3339(text: str, expected: float) -> None:
+    assert parse.rfc3339(text) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "2024-05-01", "2024-05-01T10:00:00", "2024-05-01 10:00:00Z",
+                                  "2024-13-01T10:00:00Z", "2024-02-30T10:00:00Z", "2024-05-01T10:00:60Z",
+                                  "2024-05-01T10:00:00+24:00", "2024-05-01T10:00:00.Z", " 2024-05-01T10:00:00Z",
+                                  "\u0662024-05-01T10:00:00Z"])
+def test_rfc3339_rejects(text: str) -> None:
+    assert parse.rfc3339(text) is None
+
+
+def test_recorded_times_are_read() -> None:
+    obj = svc_obj()
+    obj["metadata"]["creationTimestamp"] = "2024-05-01T10:00:00Z"
+    assert parse.parse_service(obj).created_at == MAY_1
+    obj = slice_obj()
+    obj["metadata"]["creationTimestamp"] = "2024-05-01T10:00:00Z"
+    obj["metadata"]["annotations"] = {TRIGGER: "2024-05-01T10:00:01.25Z", "other": "x"}
+    sl = parse.parse_endpoint_slice(obj)
+    assert (sl.created_at, sl.trigger_time) == (MAY_1, MAY_1 + 1.25)
+
+
+def test_absent_recorded_times_are_unknown(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "agent.inventory.parse")
+    assert parse.parse_service(svc_obj()).created_at == 0.0
+    sl = parse.parse_endpoint_slice(slice_obj())
+    assert (sl.created_at, sl.trigger_time) == (0.0, 0.0)
+    obj = slice_obj()
+    obj["metadata"]["creationTimestamp"] = None  # as kubectl prints an object the API never stored
+    assert parse.parse_endpoint_slice(obj).created_at == 0.0
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize("value", ["yesterday", "", 1714557600, "2024-13-01T10:00:00Z", ["2024-05-01T10:00:00Z"]])
+def test_malformed_recorded_times_are_unknown_with_a_warning(value: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "agent.inventory.parse")
+    obj = svc_obj()
+    obj["metadata"]["creationTimestamp"] = value
+    assert parse.parse_object(obj).created_at == 0.0
+    obj = slice_obj()
+    obj["metadata"]["annotations"] = {TRIGGER: value}
+    assert parse.parse_endpoint_slice(obj).trigger_time == 0.0
+    assert [r.getMessage().split(": ")[:2] for r in caplog.records] == [
+        ["Service shop/web", "metadata.creationTimestamp"],
+        ["EndpointSlice shop/web-abc12", f"metadata.annotations[{TRIGGER}]"]]
+    assert all("is not an RFC 3339 time; taken as unknown" in r.getMessage() for r in caplog.records)
+
+
+def test_slice_annotations_that_are_not_a_mapping_do_not_reject_it() -> None:
+    obj = slice_obj()
+    obj["metadata"]["annotations"] = ["not", "a", "mapping"]
+    assert parse.parse_endpoint_slice(obj).trigger_time == 0.0
+
+
+def test_recorded_times_take_no_part_in_equality() -> None:
+    """The change tracker fingerprints Services by equality: metadata is no change."""
+    obj = svc_obj()
+    a = parse.parse_service(obj)
+    obj["metadata"]["creationTimestamp"] = "2024-05-01T10:00:00Z"
+    b = parse.parse_service(obj)
+    assert a.created_at != b.created_at
+    assert (a, hash(a)) == (b, hash(b))
+    sl = parse.parse_endpoint_slice(slice_obj())
+    assert dataclasses.replace(sl, created_at=MAY_1, trigger_time=MAY_1) == sl
 
 
 # --------------------------------------------------------------------------- parse_object

@@ -128,6 +128,38 @@ def test_dump_endpoint_details(dump_result: manifests.LoadResult) -> None:
     assert web4.endpoints[1].ready is False  # terminating
 
 
+MAY_1 = 1714557600.0  # 2024-05-01T10:00:00Z
+
+
+def test_dump_recorded_times(dump_result: manifests.LoadResult) -> None:
+    inv = dump_result.inventory
+    assert inv.services[("default", "kubernetes")].created_at == MAY_1
+    assert inv.slices[("kube-system", "kube-dns-x7k2p")].trigger_time == MAY_1 + 60
+
+
+def test_unquoted_yaml_times_are_read_and_a_bad_one_rejects_nothing() -> None:
+    res = _load("""
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop, creationTimestamp: 2024-05-01T12:00:00+02:00}
+spec: {clusterIP: 198.18.0.10, ports: [{port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-x
+  namespace: shop
+  creationTimestamp: 2024-05-01 10:00:00  # no zone: YAML says UTC
+  labels: {kubernetes.io/service-name: web}
+  annotations: {endpoints.kubernetes.io/last-change-trigger-time: soon}
+addressType: IPv4
+endpoints: [{addresses: [198.18.1.1]}]
+""")
+    assert res.ok and res.warnings == ()
+    sl = res.inventory.slices[("shop", "web-x")]
+    assert (res.inventory.services[("shop", "web")].created_at, sl.created_at, sl.trigger_time) == (MAY_1, MAY_1, 0.0)
+
+
 def test_dump_as_json_gives_the_same_inventory(dump_result: manifests.LoadResult) -> None:
     data = yaml.safe_load(kubectl_dump())
     as_json = json.dumps(data, indent=4)  # kubectl -o json layout
