@@ -4,6 +4,9 @@
   ``kubectl get svc,endpointslices -A -o yaml`` dump in ``data/``.
 - ``kubeapi``: a fake Kubernetes API server (list/watch, faults) on loopback.
 - ``knot``: a real authoritative DNS server, a private ``knotd`` on loopback.
+- ``libc``: the real glibc and musl ``getaddrinfo`` (``gai_client.c``, built into the cache)
+  with a resolv.conf the test chooses, in a private mount namespace (root).
+- ``forwarder``: a recording, dropping DNS forwarder on loopback port 53 (the libc tests).
 - ``listeners``: loopback listeners whose connects time out (a full accept queue).
 - ``chart``: rendering the Helm chart, the metric contract of docs/metrics.md, and where PromQL
   lives (rules, dashboard).

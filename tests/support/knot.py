@@ -18,6 +18,12 @@ The system's knot service is never used.
 ``reload`` returns only once every zone is served from the new text (and removed zones are no
 longer served), so a test can query right after it.
 
+``servfail_zones=["broken.cluster.local."]`` also configures zones that have no zone file:
+knotd cannot load them and answers SERVFAIL for every name in them (a real server failure, for
+the tests of what resolvers do with one). ``port=53`` is what the C libraries' resolvers need
+(a resolv.conf ``nameserver`` line has no port): with the default random 127.53.x.y address it
+is almost always free.
+
 Install knot with ``scripts/deps.d/20-knot.sh`` (Debian package ``knot``).
 """
 
@@ -253,6 +259,7 @@ class KnotServer:
         cpu: int | None = None,
         timeout: float = 15.0,
         log_level: str = "info",
+        servfail_zones: Iterable[str] = (),
     ) -> None:
         self._knotd, self._knotc_path = find_knot()
         self.address = _check_loopback(address) if address else None
@@ -265,6 +272,7 @@ class KnotServer:
         self.log_level = log_level
         self._zones: dict[str, str] = {}
         self._serials: dict[str, int] = {}
+        self._servfail_zones = tuple(dict.fromkeys(_absolute(name) for name in servfail_zones))
         self._set_zones(zones)
         self._dir: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -283,6 +291,11 @@ class KnotServer:
     def zones(self) -> dict[str, str]:
         """The zones being served now (absolute name -> text), as last given."""
         return dict(self._zones)
+
+    @property
+    def servfail_zones(self) -> tuple[str, ...]:
+        """Zones configured without a zone file, answered SERVFAIL (absolute names)."""
+        return self._servfail_zones
 
     @property
     def running(self) -> bool:
@@ -344,6 +357,7 @@ class KnotServer:
         self._finalizer = weakref.finalize(self, _terminate, self._proc, 10.0, self._dir)
         try:
             self._wait_served(self._serials, gone=(), timeout=self.timeout)
+            self._wait_servfail(self.timeout)
         except BaseException:
             self.stop()
             raise
@@ -446,6 +460,8 @@ class KnotServer:
             absname = _absolute(name)
             if absname in new:
                 raise ValueError(f"zone {absname} given twice")
+            if absname in self._servfail_zones:
+                raise ValueError(f"zone {absname} is one of servfail_zones; it has no zone text")
             serials[absname] = _zone_serial(parse_zone(absname, text))
             new[absname] = text
         self._zones, self._serials = new, serials
@@ -464,6 +480,11 @@ class KnotServer:
         zone_entries = "".join(
             f'  - domain: "{name}"\n    file: "{work / "zones" / _zone_file_name(name)}"\n'
             for name in self._zones
+        )
+        # A file that is never written: knotd fails to load the zone and answers SERVFAIL.
+        zone_entries += "".join(
+            f'  - domain: "{name}"\n    file: "{work / "zones" / _zone_file_name(name)}.absent"\n'
+            for name in self._servfail_zones
         )
         conf = f"""\
 # Written by tests/support/knot.py; one private knotd per KnotServer.
@@ -543,6 +564,22 @@ template:
                     f"{'; '.join(what)}\n{self._log_tail()}"
                 )
             time.sleep(0.05)
+
+    def _wait_servfail(self, timeout: float) -> None:
+        """Wait until every servfail zone is answered SERVFAIL (knotd tried and failed to load it)."""
+        deadline = time.monotonic() + timeout
+        for name in self._servfail_zones:
+            while True:
+                self._require_running()
+                try:
+                    if self.query(name, "SOA", timeout=0.25).rcode() == dns.rcode.SERVFAIL:
+                        break
+                except (dns.exception.Timeout, OSError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise KnotError(f"knotd at {self.address}@{self.port} does not answer SERVFAIL for "
+                                    f"{name} after {timeout:.0f}s\n{self._log_tail()}")
+                time.sleep(0.05)
 
     def _log_tail(self, lines: int = 25) -> str:
         tail = self.log_text().splitlines()[-lines:]
