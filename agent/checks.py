@@ -85,11 +85,15 @@ class DnsCheck:
     # False for a CoreDNS replica the API lists as not ready: it gets no traffic through the
     # Service, so its answers are shown (is the pod alive?) but never count as failing.
     server_ready: bool = True
-    # Ask only the cluster-zone candidates of the search walk (the name with the kubelet's three
-    # cluster suffixes), not the node's own search domains and the bare name: an expected
+    # Ask only the cluster-zone names of the walk (the name with the kubelet's three cluster
+    # suffixes), not the node's own search domains and the bare name: an expected NODATA or
     # NXDOMAIN is cluster DNS's to give; what the rest of the walk gets is the upstream
     # resolver's business, and its SERVFAIL or wildcard record is no fault of the Service.
     zone_only: bool = False
+    zone: str = ""  # the cluster zone: names under it are cluster DNS's to answer ("" = every name)
+    # The C libraries whose walk of a relative name is judged (agent.resolvers.FLAVOURS); a
+    # check fails when any of them would fail.
+    resolvers: tuple[str, ...] = ("glibc", "musl")
 
     kind = "dns"
 
@@ -142,6 +146,8 @@ class CheckResult:
     answer: tuple[str, ...] = ()  # records received, for the JSON API and debug view
     trace: tuple[dict[str, Any], ...] | None = None  # every query, when asked for
     converging: bool = False  # differs, but the Service changed within the grace window
+    # (C library, result) for each library, when they disagree (else every one got `result`)
+    by_resolver: tuple[tuple[str, str], ...] = ()
 
     @property
     def passing(self) -> bool:
@@ -152,6 +158,15 @@ class CheckResult:
         if self.check.kind == "dns":
             return self.result == "ok"
         return self.result in TCP_PASSING
+
+    def resolver_results(self) -> dict[str, str]:
+        """What each judged C library got (a relative name's walk differs between them)."""
+        if self.by_resolver:
+            return dict(self.by_resolver)
+        c = self.check
+        if isinstance(c, DnsCheck) and not c.name.endswith("."):
+            return dict.fromkeys(c.resolvers, str(self.result))
+        return {}
 
     def to_json(self) -> dict[str, Any]:
         c = self.check
@@ -170,6 +185,7 @@ class CheckResult:
             "passing": self.passing,
             "converging": self.converging,
             "server_ready": c.server_ready if isinstance(c, DnsCheck) else None,
+            "resolvers": self.resolver_results() if isinstance(c, DnsCheck) else None,
             "duration_seconds": round(self.duration_seconds, 6),
             "queries": self.queries if isinstance(c, DnsCheck) else None,
             "expected": c.expect.describe() if isinstance(c, DnsCheck) else None,

@@ -174,6 +174,9 @@ class Metrics:
         self.dns_queries = Histogram("svcprobe_dns_queries_per_lookup",
                                      "Queries on the wire per lookup (search-list amplification)",
                                      ["form"], buckets=QUERY_BUCKETS, registry=r)
+        self.resolver_failures = Counter("svcprobe_dns_resolver_failures",
+                                         "Lookups of relative names that fail as a C library walks them",
+                                         ["resolver", "form"], registry=r)
         self.tcp_duration = Histogram("svcprobe_tcp_connect_duration_seconds", "TCP connect time",
                                       ["target", "family"], buckets=TCP_BUCKETS, registry=r)
         self.tcp_connects = Counter("svcprobe_tcp_connects", "TCP connects by outcome",
@@ -188,6 +191,10 @@ class Metrics:
             self.dns_duration.labels(c.form, c.path).observe(result.duration_seconds)
             self.dns_lookups.labels(c.form, c.qtype, c.path, result.server, result.result).inc()
             self.dns_queries.labels(c.form).observe(result.queries)
+            if result.result != "ok" and not c.name.endswith("."):
+                for resolver, outcome in result.resolver_results().items():
+                    if outcome != "ok":
+                        self.resolver_failures.labels(resolver, c.form).inc()
         else:
             if result.result != "no_endpoints":
                 self.tcp_duration.labels(c.path, c.family).observe(result.duration_seconds)

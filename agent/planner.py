@@ -12,7 +12,7 @@ import dataclasses
 import ipaddress
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from agent import model
+from agent import model, resolvers
 from agent.checks import DnsCheck, DnsExpectation, DnsPath, Expect, SrvRecord, TcpCheck
 from agent.targeting import selection
 
@@ -33,6 +33,7 @@ class PlanSettings:
     tcp: bool = True
     max_endpoints_per_service: int = 0
     path: str = "resolver"
+    resolvers: tuple[str, ...] = resolvers.FLAVOURS  # the C libraries whose walk is judged
     # Bounds for any input the API accepts (0: none). Checks beyond them are counted in
     # Plan.capped, never planned.
     max_checks_per_service: int = 0
@@ -100,11 +101,16 @@ def search_candidates(name: str, search: Sequence[str], ndots: int, *, zone_only
 
 
 def expected_queries(check: DnsCheck, cluster_domain: str) -> int:
-    """Queries a lookup costs when DNS answers as expected (the search-walk amplification)."""
-    candidates = search_candidates(check.name, check.search, check.ndots, zone_only=check.zone_only)
-    if check.expect.kind is Expect.NXDOMAIN:
+    """Queries a lookup costs when DNS answers as expected (the search-walk amplification):
+    up to the Service's own name for an answer, every name asked for a negative answer (glibc
+    goes on past NODATA)."""
+    if check.name.endswith("."):
+        return 1
+    candidates = resolvers.plan(check.name, check.search, check.ndots, check.zone, check.resolvers,
+                                zone_only=check.zone_only).candidates
+    if check.expect.kind is not Expect.ANSWER:
         return len(candidates)
-    target = check.name if check.name.endswith(".") else f"{check.service}.{check.namespace}.svc.{cluster_domain}."
+    target = f"{check.service}.{check.namespace}.svc.{cluster_domain}."
     return candidates.index(target) + 1 if target in candidates else len(candidates)
 
 
@@ -188,14 +194,13 @@ def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
     names = form_names(service, ps.cluster_domain)
     search = pod_search_list(service.namespace, ps.cluster_domain, ps.host_search)
 
-    in_zone = pod_search_list(service.namespace, ps.cluster_domain, ())
-
     def check(form: str, qtype: str, name: str, expect: DnsExpectation) -> DnsCheck:
-        if expect.kind is Expect.NXDOMAIN and not name.endswith("."):  # see DnsCheck.zone_only
-            return DnsCheck(service.namespace, service.name, form, qtype, ps.path, name, in_zone,
-                            ps.ndots, ps.servers, expect, settle_by, zone_only=True)
+        # An expected NODATA or NXDOMAIN is cluster DNS's to give: only the cluster-zone names
+        # of the walk are asked (see DnsCheck.zone_only).
+        negative = expect.kind is not Expect.ANSWER and not name.endswith(".")
         return DnsCheck(service.namespace, service.name, form, qtype, ps.path, name, search,
-                        ps.ndots, ps.servers, expect, settle_by)
+                        ps.ndots, ps.servers, expect, settle_by, zone_only=negative,
+                        zone=ps.cluster_domain, resolvers=ps.resolvers)
 
     # Other paths: the same absolute question, so a difference between paths points at the path.
     for path in paths:

@@ -115,6 +115,7 @@ def plan_settings(s: settings_mod.Settings) -> planner.PlanSettings:
         forms=s.dns.forms,
         qtypes=s.dns.qtypes,
         srv=s.dns.srv,
+        resolvers=s.dns.resolvers,
         tcp=s.tcp.enabled,
         max_endpoints_per_service=s.tcp.max_endpoints_per_service,
         max_checks_per_service=s.limits.checks_per_service,

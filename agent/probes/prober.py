@@ -11,21 +11,24 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from agent import planner
+from agent import resolvers
 from agent.checks import DNS_CONVERGING, TCP_CONVERGING, CheckResult, DnsCheck, DnsResult, TcpCheck, TcpResult
 from agent.probes import answers, tcp
 from agent.probes.dns import DnsEngine, Lookup
 
 log = logging.getLogger(__name__)
 _CANDIDATES_MAX = 100_000
+_CAUSE_RANK = {r: i for i, r in enumerate((DnsResult.TIMEOUT, DnsResult.SERVFAIL, DnsResult.REFUSED, DnsResult.ERROR,
+                                            DnsResult.WRONG_ANSWER, DnsResult.NXDOMAIN, DnsResult.NODATA,
+                                            DnsResult.OK))}
 
 
 class Prober:
     def __init__(self, dns_engine: DnsEngine, *, tcp_timeout: float) -> None:
         self.dns = dns_engine
         self.tcp_timeout = tcp_timeout
-        # (name, search, ndots) -> the names a pod's resolver tries: the same every sweep.
-        self._candidates: dict[tuple[str, tuple[str, ...], int, bool], Sequence[str]] = {}
+        # (name, search, ndots, ...) -> the names the pod's resolvers try: the same every sweep.
+        self._candidates: dict[tuple[object, ...], Sequence[str] | resolvers.Walk] = {}
 
     async def run(self, check: DnsCheck | TcpCheck, *, trace: bool = False) -> CheckResult:
         if isinstance(check, DnsCheck):
@@ -44,22 +47,28 @@ class Prober:
         """Abandon a check started with `submit`: `on_result` will not be called."""
         self.dns.cancel(lookup)
 
-    def candidates(self, check: DnsCheck) -> Sequence[str]:
-        key = (check.name, check.search, check.ndots, check.zone_only)
-        names = self._candidates.get(key)
-        if names is None:
+    def candidates(self, check: DnsCheck) -> Sequence[str] | resolvers.Walk:
+        """An absolute name is asked alone, the same by every C library; a relative one is
+        walked as each of `check.resolvers` would (agent.resolvers)."""
+        if check.name.endswith("."):
+            return (check.name,)
+        key = (check.name, check.search, check.ndots, check.zone_only, check.zone, check.resolvers)
+        walk = self._candidates.get(key)
+        if walk is None:
             if len(self._candidates) >= _CANDIDATES_MAX:
                 self._candidates.clear()
-            names = self._candidates[key] = tuple(planner.search_candidates(
-                check.name, check.search, check.ndots, zone_only=check.zone_only))
-        return names
+            walk = self._candidates[key] = resolvers.plan(
+                check.name, check.search, check.ndots, check.zone, check.resolvers, zone_only=check.zone_only)
+        return walk
 
     def judge(self, check: DnsCheck, lookup: Lookup) -> CheckResult:
-        result, detail = answers.judge(lookup.status, lookup.records, check.expect, check.qtype)
-        if lookup.detail:
-            detail = f"{detail}; {lookup.detail}" if detail else lookup.detail
-        if result is not DnsResult.OK and lookup.qname:
-            detail = f"{detail} (last name tried: {lookup.qname})" if detail else f"last name tried: {lookup.qname}"
+        by_resolver: tuple[tuple[str, str], ...] = ()
+        if lookup.walk is None or lookup.steps is None:
+            result, detail = self._verdict(check, lookup.status, lookup.records, lookup.detail, lookup.qname)
+            records, server = tuple(lookup.records), lookup.server
+        else:
+            result, detail, records, server, by_resolver = self._per_resolver(check, lookup.walk, lookup.steps)
+            server = server or lookup.server
         now = time.time()
         converging = result in DNS_CONVERGING and now < check.settle_by
         if converging:
@@ -70,12 +79,49 @@ class Prober:
             duration_seconds=lookup.duration,
             finished_at=now,
             queries=lookup.queries,
-            server=lookup.server,
+            server=server,
             detail=detail,
-            answer=tuple(lookup.records),
+            answer=records,
             trace=tuple(lookup.trace) if lookup.trace is not None else None,
             converging=converging,
+            by_resolver=by_resolver,
         )
+
+    @staticmethod
+    def _verdict(check: DnsCheck, status: str, records: Sequence[str], why: str, qname: str) -> tuple[DnsResult, str]:
+        result, detail = answers.judge(status, records, check.expect, check.qtype)
+        if why:
+            detail = f"{detail}; {why}" if detail else why
+        if result is not DnsResult.OK and qname:
+            detail = f"{detail} (last name tried: {qname})" if detail else f"last name tried: {qname}"
+        return result, detail
+
+    def _per_resolver(self, check: DnsCheck, walk: resolvers.Walk, steps: dict[int, resolvers.Step],
+                      ) -> tuple[DnsResult, str, tuple[str, ...], str, tuple[tuple[str, str], ...]]:
+        """Judge what each C library gets; the check fails when any of them fails, and its
+        result, answer and detail are those of the failing one that says most."""
+        verdicts = []
+        for f, flavour in enumerate(walk.flavours):
+            out = resolvers.outcome(walk, f, steps)
+            if not out.status:  # it asks no name cluster DNS answers: nothing here to hold against it
+                verdicts.append((flavour, DnsResult.OK, out.detail, out))
+                continue
+            result, detail = self._verdict(check, out.status, out.records, out.detail, out.qname)
+            verdicts.append((flavour, result, detail, out))
+        # Where they disagree, the result that says most about the cause leads: a SERVFAIL that
+        # musl stops at says more than the NXDOMAIN glibc ends with after walking past it.
+        failing = sorted((v for v in verdicts if v[1] is not DnsResult.OK), key=lambda v: _CAUSE_RANK[v[1]])
+        flavour, result, detail, out = failing[0] if failing else verdicts[0]
+        by = tuple((fl, str(r)) for fl, r, _, _ in verdicts)
+        if len({r for _, r in by}) == 1:
+            by = ()
+        if failing and len(verdicts) > 1:
+            if by:  # they disagree: say who fails, and what the others got
+                others = ", ".join(f"{fl}: {r}" for fl, r in by if fl != flavour)
+                detail = f"{flavour}: {detail} ({others})"
+            else:
+                detail = f"{' and '.join(walk.flavours)} alike: {detail}"
+        return result, detail, out.records, out.server, by
 
     async def _tcp(self, check: TcpCheck) -> CheckResult:
         if check.no_endpoints:

@@ -13,6 +13,7 @@ from typing import Any
 ENV_PREFIX = "SVCPROBE_"
 FORMS = ("short", "namespace", "svc", "fqdn")
 QTYPES = ("A", "AAAA")
+RESOLVERS = ("glibc", "musl")  # agent.resolvers.FLAVOURS (settings sit below every other stage)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -61,6 +62,14 @@ class DnsSettings:
     qtypes: tuple[str, ...] = f(QTYPES, "Address record types to ask for. The family a Service "
                                 "does not have is expected to answer NODATA.", choices=QTYPES)
     srv: bool = f(True, "Also check SRV records of named ports (absolute name).")
+    resolvers: tuple[str, ...] = f(RESOLVERS, "C libraries whose search walk is emulated for relative "
+                                   "names: `glibc` (Debian, Ubuntu, RHEL images) and `musl` (Alpine). "
+                                   "Each lookup is asked once and judged as each would walk it; a check "
+                                   "fails when any of them would fail, and says which. They differ when "
+                                   "a name has at least `ndots` dots (musl then skips the search list), "
+                                   "on NODATA and SERVFAIL (glibc goes on to the next name, musl stops) "
+                                   "and on search lines of 255 characters or more (musl ignores them).",
+                                   choices=RESOLVERS)
     query_budget_per_second: float = f(100.0, "Most DNS queries per second this agent sends "
                                        "(token bucket over every path and form). With sharding an "
                                        "agent needs about (Services x replicas / agents + canaries) x "

@@ -147,7 +147,9 @@ def test_broken_zone_is_reported_precisely(knot_factory: Callable[..., KnotServe
     gone = by(results, "gone", "fqdn", "A")
     assert gone["result"] == "nxdomain" and "expected 198.18.0.13" in gone["detail"]
     gone_short = by(results, "gone", "short", "A")
-    assert gone_short["result"] == "nxdomain" and gone_short["queries"] == 4
+    # The three cluster-zone names of the walk; the bare name after them is the upstream's to
+    # answer and cannot change the verdict, so it is not asked.
+    assert gone_short["result"] == "nxdomain" and gone_short["queries"] == 3
     db = by(results, "db", "fqdn", "A")
     assert db["result"] == "wrong_answer" and "unexpected 198.19.0.9" in db["detail"]
     srv = by(results, "web", "fqdn", "SRV")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent import model, planner
+from agent import model, planner, resolvers
 from agent.checks import DnsCheck, DnsExpectation, Expect, SrvRecord, TcpCheck
 from agent.inventory import manifests
 from tests.support.builders import (
@@ -603,10 +603,11 @@ def test_an_expected_nxdomain_is_judged_on_cluster_zone_names_only() -> None:
     empty = _headless_inventory()  # no slices at all
     nx = [c for c in planner.plan(empty, ps).dns if c.qtype == "A"]
     for c in nx:
-        walk = planner.search_candidates(c.name, c.search, c.ndots, zone_only=c.zone_only)
+        walk = resolvers.plan(c.name, c.search, c.ndots, c.zone, c.resolvers, zone_only=c.zone_only).candidates
         assert walk and all(n.endswith(f".{Z}.") for n in walk), (c.form, walk)
         assert planner.expected_queries(c, Z) == len(walk)
     assert {c.form for c in nx if c.zone_only} == {"short", "namespace", "svc"}
+    assert "corp.example" in nx[0].search  # the pod's search list, of which only the zone is asked
     ready = _headless_inventory(endpoint_slice("db-1", endpoint("198.19.0.1"), service="db"))
     short = next(c for c in planner.plan(ready, ps).dns if c.form == "short" and c.qtype == "A")
     assert not short.zone_only and "corp.example" in short.search

@@ -7,8 +7,11 @@ outcome of a socket error from `os_error_outcome`), and the resolution answers
 what to do next: `FINISHED`, `ASK` (the same name again, to the server it now names, over
 TCP when `tcp` is set) or `ASK_NEXT_NAME` (the next candidate). The rules:
 
-- **Search walk.** NXDOMAIN moves on to the next candidate (see `planner.search_candidates`),
-  as musl and dnspython do; any other outcome ends the walk.
+- **Search walk.** Given a `resolvers.Walk`, each candidate's outcome is recorded in `steps`
+  and the walk asks the next name any configured C library would ask (glibc goes on past
+  NODATA and SERVFAIL, musl does not: see `agent.resolvers`); what each library then returns
+  is worked out from `steps` afterwards. Given a plain list of names, NXDOMAIN moves on to the
+  next one and any other outcome ends the walk.
 - **Retries.** Each candidate is tried `attempts` times over the servers in order (as libc
   does): a timeout or an error (a socket error, a malformed reply, an rcode other than
   NOERROR, NXDOMAIN, SERVFAIL and REFUSED) moves to the next server, then to the next
@@ -25,6 +28,7 @@ import errno
 from collections.abc import Sequence
 from typing import Any
 
+from agent import resolvers
 from agent.probes.dns import wire
 
 Server = tuple[str, int]
@@ -64,16 +68,26 @@ class Resolution:
         "status", "records", "queries", "duration", "server", "qname", "detail", "trace", "finished",
         # the walk
         "_candidates", "_qtype", "_servers", "_attempts", "_ci", "_ai", "_si", "tcp", "_elapsed_ns",
+        "walk", "steps", "_positions",
     )
 
-    def __init__(self, candidates: Sequence[str], qtype: str, servers: Sequence[Server], attempts: int,
-                 trace: bool) -> None:
+    def __init__(self, candidates: Sequence[str] | resolvers.Walk, qtype: str, servers: Sequence[Server],
+                 attempts: int, trace: bool) -> None:
+        # What each name of a Walk got (by its index), for the per-library verdicts.
+        self.steps: dict[int, resolvers.Step] | None = None
+        self._positions: list[int] | None = None
+        self.walk: resolvers.Walk | None = None
+        start = 0
+        if isinstance(candidates, resolvers.Walk):
+            self.walk, self.steps, self._positions = candidates, {}, candidates.start()
+            start = max(candidates.first(), 0)
+            candidates = candidates.candidates
         self.status: Status = ERROR
         self.records: tuple[str, ...] | list[str] = ()
         self.queries = 0
         self.duration = 0.0  # seconds, sum of the queries' round trips
         self.server = ""  # the server that answered last (or was last tried)
-        self.qname = candidates[0] if candidates else ""  # the candidate being asked / that ended the walk
+        self.qname = candidates[start] if candidates else ""  # the candidate being asked / that ended the walk
         self.detail = ""
         self.trace: list[dict[str, Any]] | None = [] if trace else None
         self.finished = False
@@ -81,7 +95,8 @@ class Resolution:
         self._qtype = qtype
         self._servers = servers
         self._attempts = attempts
-        self._ci = self._ai = self._si = 0
+        self._ci = start
+        self._ai = self._si = 0
         self.tcp = False  # the next query goes over TCP (after a truncated UDP reply)
         self._elapsed_ns = 0
 
@@ -102,16 +117,28 @@ class Resolution:
                 self._ai += 1
                 self._si = 0
                 return ASK
-        elif status is NXDOMAIN:
-            self.records = ()
-            if self._ci + 1 < len(self._candidates):
-                self._ci += 1
-                self.qname = self._candidates[self._ci]
-                self._ai = self._si = 0
-                return ASK_NEXT_NAME
         elif status is not ANSWER and status is not NODATA:
             self.records = ()
-        return FINISHED
+        return self._ended(status)
+
+    def _ended(self, status: str) -> int:
+        """The current name is done with `status`: ask the next name, or finish."""
+        walk = self.walk
+        if walk is None:
+            nxt = self._ci + 1 if status is NXDOMAIN and self._ci + 1 < len(self._candidates) else -1
+        else:
+            assert self.steps is not None and self._positions is not None
+            self.steps[self._ci] = resolvers.Step(
+                status, tuple(self.records) if status is ANSWER else (), self.detail,
+                server_label(self._servers[self._si]) if self._servers else "")
+            nxt = walk.step(self._positions, self._ci, status)
+        if nxt < 0:
+            return FINISHED
+        self._ci = nxt
+        self.qname = self._candidates[nxt]
+        self._ai = self._si = 0
+        self.records = ()
+        return ASK_NEXT_NAME
 
     def reply(self, rcode: int, flags: int, records: list[str], transport: str) -> int:
         """A reply to the current query arrived (already matched to it and parsed)."""
@@ -122,7 +149,7 @@ class Resolution:
             self.records = records
             self.status = ANSWER if records else NODATA
             self.detail = ""
-            return FINISHED
+            return FINISHED if self.walk is None else self._ended(self.status)
         if rcode == 3:
             return self.advance(NXDOMAIN, "")
         label = server_label(self._servers[self._si])
@@ -136,13 +163,15 @@ class Resolution:
         """The current candidate cannot be put into a query (too long, a bad label): skip it,
         as the C libraries skip a search candidate they cannot encode; with none left the
         lookup ends as an error saying why."""
+        self.status, self.records = ERROR, ()
+        self.detail = f"{self.qname[:80]}{'...' if len(self.qname) > 80 else ''}: {problem}"
+        if self.walk is not None:
+            return self._ended(resolvers.UNASKABLE)
         if self._ci + 1 < len(self._candidates):
             self._ci += 1
             self.qname = self._candidates[self._ci]
             self._ai = self._si = 0
             return ASK_NEXT_NAME
-        self.status, self.records = ERROR, ()
-        self.detail = f"{self.qname[:80]}{'...' if len(self.qname) > 80 else ''}: {problem}"
         return FINISHED
 
     def malformed(self, problem: str) -> int:

@@ -73,6 +73,7 @@ from agent.probes.dns.resolution import (
     os_error_outcome,
     server_label,
 )
+from agent.resolvers import Walk
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class Lookup(Resolution):
 
     __slots__ = ("_code", "_on_done", "_tpl", "_conn", "_qid", "_sent_ns", "_timer", "_task")
 
-    def __init__(self, candidates: Sequence[str], qtype: str, code: int, servers: Sequence[Server],
+    def __init__(self, candidates: Sequence[str] | Walk, qtype: str, code: int, servers: Sequence[Server],
                  attempts: int, on_done: OnDone | None, trace: bool) -> None:
         _walk_init(self, candidates, qtype, servers, attempts, trace)  # (cheaper than super() per lookup)
         self._code = code
@@ -201,9 +202,12 @@ class DnsEngine:
         self._closing = False
 
     # -- the public API --------------------------------------------------------------------
-    def submit(self, candidates: Sequence[str], qtype: str, servers: Sequence[Server], on_done: OnDone, *,
-               trace: bool = False) -> Lookup:
+    def submit(self, candidates: Sequence[str] | Walk, qtype: str, servers: Sequence[Server], on_done: OnDone,
+               *, trace: bool = False) -> Lookup:
         """Start a lookup; `on_done(lookup)` is called once, from the event loop, when it ends.
+
+        `candidates`: the names to walk (NXDOMAIN moves to the next), or a `resolvers.Walk`
+        (the lookup then records what each name got in `steps`).
 
         Never calls `on_done` before returning, so `on_done` may submit the next lookup.
         Returns the lookup (a handle for `cancel`, and the result once `on_done` has it).
@@ -218,7 +222,7 @@ class DnsEngine:
             if loop is not self._loop:
                 self._bind(loop)
         w = Lookup(candidates, qtype, code, servers, self.attempts, on_done, trace)
-        if not candidates or not servers or self._closing:
+        if not w._candidates or not servers or self._closing:
             w.detail = ("no candidate names" if not candidates else "no nameservers" if not servers
                         else "DNS engine closed")
             loop.call_soon(self._finish, w)
@@ -237,7 +241,7 @@ class DnsEngine:
         self._send(w)
         return w
 
-    async def lookup(self, candidates: Sequence[str], qtype: str, servers: Sequence[Server], *,
+    async def lookup(self, candidates: Sequence[str] | Walk, qtype: str, servers: Sequence[Server], *,
                      trace: bool = False) -> Lookup:
         """`submit` for callers that await: one future per lookup."""
         fut: asyncio.Future[Lookup] = asyncio.get_running_loop().create_future()
@@ -575,8 +579,9 @@ class DnsEngine:
                 self._timed_out(w, "udp")
                 continue
             parsed = None
-            if w.trace is None:
-                # The common case inline (one call less per lookup): NOERROR, not truncated.
+            if w.trace is None and w.walk is None:
+                # The common case inline (one call less per lookup): an absolute name, NOERROR,
+                # not truncated. (A walk records each name's outcome: `_reply` does that.)
                 try:
                     parsed = rcode, flags, records = _parse(data, w._code, tpl[3])
                 except _WireError:
