@@ -185,7 +185,6 @@ class CheckResult:
             "passing": self.passing,
             "converging": self.converging,
             "server_ready": c.server_ready if isinstance(c, DnsCheck) else None,
-            "resolvers": self.resolver_results() if isinstance(c, DnsCheck) else None,
             "duration_seconds": round(self.duration_seconds, 6),
             "queries": self.queries if isinstance(c, DnsCheck) else None,
             "expected": c.expect.describe() if isinstance(c, DnsCheck) else None,
@@ -193,6 +192,8 @@ class CheckResult:
             "detail": self.detail,
             "finished_at": round(self.finished_at, 3),
         }
+        if self.by_resolver:  # what each C library got, only where they disagree (pages stay small)
+            out["resolvers"] = dict(self.by_resolver)
         if self.trace is not None:
             out["trace"] = list(self.trace)
         return out

@@ -115,12 +115,9 @@ class Prober:
         by = tuple((fl, str(r)) for fl, r, _, _ in verdicts)
         if len({r for _, r in by}) == 1:
             by = ()
-        if failing and len(verdicts) > 1:
-            if by:  # they disagree: say who fails, and what the others got
-                others = ", ".join(f"{fl}: {r}" for fl, r in by if fl != flavour)
-                detail = f"{flavour}: {detail} ({others})"
-            else:
-                detail = f"{' and '.join(walk.flavours)} alike: {detail}"
+        if failing and by:  # they disagree: say who fails, and what the others got
+            others = ", ".join(f"{fl}: {r}" for fl, r in by if fl != flavour)
+            detail = f"{flavour}: {detail} ({others})"
         return result, detail, out.records, out.server, by
 
     async def _tcp(self, check: TcpCheck) -> CheckResult:
