@@ -133,7 +133,9 @@ class Inventory:
         cached = self._ready.get(service.key)
         if cached is not None and service is self.services.get(service.key):
             return cached
-        seen: dict[tuple[IPAddress, int], ReadyEndpoint] = {}
+        # One per address, port set and hostname: an address two slices name differently is
+        # two endpoints to CoreDNS (two SRV targets).
+        seen: dict[tuple[IPAddress, int, str], ReadyEndpoint] = {}
         port_sets: dict[tuple[EndpointPort, ...], int] = {}  # hashed once per slice, not per address
         for sl in self.slices_of(service):
             if sl.address_type not in ("IPv4", "IPv6"):
@@ -143,13 +145,18 @@ class Inventory:
                 if not ep.ready:
                     continue
                 for i, addr in enumerate(ep.addresses):
-                    k = (addr, ports_id)
+                    k = (addr, ports_id, ep.hostname)
                     if k not in seen:
                         seen[k] = ReadyEndpoint(addr, ep.hostname, sl.ports, i == 0)
         ready = sorted(seen.values(), key=lambda e: (e.address.version, int(e.address)))
         if service is self.services.get(service.key):
             self._ready[service.key] = ready
         return ready
+
+    def has_fqdn_endpoints(self, service: Service) -> bool:
+        """Whether a slice of addressType FQDN lists a ready endpoint of the Service."""
+        return any(sl.address_type == "FQDN" and any(ep.ready for ep in sl.endpoints)
+                   for sl in self.slices_of(service))
 
     def pod_of(self, service_key: tuple[str, str], address: str) -> str:
         """NAMESPACE/POD of the endpoint of that Service with that address ("" when the slices

@@ -34,6 +34,10 @@ class PlanSettings:
     max_endpoints_per_service: int = 0
     path: str = "resolver"
     resolvers: tuple[str, ...] = resolvers.FLAVOURS  # the C libraries whose walk is judged
+    # The Corefile's kubernetes options that change answers (settings `coredns.*`).
+    ignore_empty_service: bool = False
+    noendpoints: bool = False
+    dns_namespaces: frozenset[str] = frozenset()  # empty: every namespace is in cluster DNS
     # Bounds for any input the API accepts (0: none). Checks beyond them are counted in
     # Plan.capped, never planned.
     max_checks_per_service: int = 0
@@ -47,7 +51,8 @@ class PlanSettings:
     own_endpoint: tuple[str, int] | None = None
 
 
-CAP_REASONS = ("checks_per_service", "ports_per_service", "checks_per_sweep", "answer_records", "address_policy")
+CAP_REASONS = ("checks_per_service", "ports_per_service", "checks_per_sweep", "answer_records", "address_policy",
+               "not_in_cluster_dns", "fqdn_endpoints")
 
 
 def may_connect(addr: model.IPAddress, port: int, ps: PlanSettings) -> bool:
@@ -124,8 +129,21 @@ def form_names(service: model.Service, cluster_domain: str) -> dict[str, str]:
     }
 
 
-def expected_addresses(service: model.Service, inventory: model.Inventory, qtype: str) -> DnsExpectation:
+def answers_nxdomain(service: model.Service, inventory: model.Inventory, ps: PlanSettings | None) -> bool:
+    """CoreDNS options under which the Service has no records at all: `noendpoints` (no
+    headless Service), `ignore empty_service` (no ClusterIP Service without a ready endpoint)."""
+    if ps is None or service.type is model.ServiceType.EXTERNAL_NAME:
+        return False
+    if service.headless:
+        return ps.noendpoints
+    return ps.ignore_empty_service and not inventory.ready_endpoints(service)
+
+
+def expected_addresses(service: model.Service, inventory: model.Inventory, qtype: str,
+                       ps: PlanSettings | None = None) -> DnsExpectation:
     version = 4 if qtype == "A" else 6
+    if answers_nxdomain(service, inventory, ps):
+        return DnsExpectation(Expect.NXDOMAIN)
     if service.headless:
         ready = inventory.ready_endpoints(service)
         if not ready:
@@ -153,7 +171,8 @@ def srv_index(service: model.Service, inventory: model.Inventory, fqdn: str,
               wanted: Collection[tuple[str, str]] | None = None) -> SrvIndex:
     """The SRV records a headless Service's ready endpoints publish, by (port name, protocol)
     (only the `wanted` ones when given): one pass over the endpoints, whatever number of
-    Service ports asks."""
+    Service ports asks. A port a ready endpoint names without a number is there with no
+    records: CoreDNS then answers NODATA (it skips port -1 records, the name still exists)."""
     suffix = fqdn.lower()
     index: SrvIndex = {}
     # One RR per distinct (target, port), as servers dedupe them. A hostname-less endpoint's
@@ -163,10 +182,12 @@ def srv_index(service: model.Service, inventory: model.Inventory, fqdn: str,
     for ep in inventory.ready_endpoints(service):
         ports = relevant.get(ep.ports)
         if ports is None:
-            ports = relevant[ep.ports] = [p for p in ep.ports if p.port and (
+            ports = relevant[ep.ports] = [p for p in ep.ports if (
                 wanted is None or (p.name, p.protocol) in wanted)]
         for ep_port in ports:
-            if ep_port.port:
+            if ep_port.port is None:
+                index.setdefault((ep_port.name, ep_port.protocol), [])
+            elif ep_port.port:
                 target = f"{ep.hostname}.{suffix}" if ep.hostname else ""
                 ident = (ep_port.name, ep_port.protocol, target or ep.address, ep_port.port)
                 if ident not in seen:
@@ -176,15 +197,19 @@ def srv_index(service: model.Service, inventory: model.Inventory, fqdn: str,
 
 
 def expected_srv(service: model.Service, inventory: model.Inventory, port: model.ServicePort,
-                 fqdn: str, index: SrvIndex | None = None) -> DnsExpectation:
+                 fqdn: str, index: SrvIndex | None = None, ps: PlanSettings | None = None) -> DnsExpectation:
     suffix = fqdn.lower()
+    if answers_nxdomain(service, inventory, ps):
+        return DnsExpectation(Expect.NXDOMAIN)
     if not service.headless:
         return DnsExpectation(Expect.ANSWER, srv=(SrvRecord(port.port, suffix),))
     if index is None:
         index = srv_index(service, inventory, fqdn)
     records = index.get((port.name, port.protocol))
-    if not records:
+    if records is None:
         return DnsExpectation(Expect.NXDOMAIN)
+    if not records:
+        return DnsExpectation(Expect.NODATA)
     return DnsExpectation(Expect.ANSWER, srv=tuple(sorted(records, key=lambda r: (r.port, r.target))),
                           srv_suffix=suffix)
 
@@ -207,7 +232,7 @@ def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
         if service.type is model.ServiceType.EXTERNAL_NAME:
             expectations = [("CNAME", expected_cname(service))]
         else:
-            expectations = [(q, expected_addresses(service, inventory, q)) for q in ps.qtypes]
+            expectations = [(q, expected_addresses(service, inventory, q, ps)) for q in ps.qtypes]
         for qtype, expect in expectations:
             yield DnsCheck(service.namespace, service.name, "fqdn", qtype, path.name, names["fqdn"], search,
                            ps.ndots, path.servers, expect, settle_by, server_ready=path.ready)
@@ -219,7 +244,7 @@ def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
         return
     for form in ps.forms:
         for qtype in ps.qtypes:
-            yield check(form, qtype, names[form], expected_addresses(service, inventory, qtype))
+            yield check(form, qtype, names[form], expected_addresses(service, inventory, qtype, ps))
     if ps.srv:
         fqdn = names["fqdn"]
         asked = _ports(service, ps)
@@ -232,7 +257,7 @@ def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
             # cannot be asked.)
             if port.name and port.protocol in ("TCP", "UDP") and len(port.name) != 63:
                 srv_name = f"_{port.name}._{port.protocol.lower()}.{fqdn}"
-                yield check("fqdn", "SRV", srv_name, expected_srv(service, inventory, port, fqdn, index))
+                yield check("fqdn", "SRV", srv_name, expected_srv(service, inventory, port, fqdn, index, ps))
 
 
 def _ports(service: model.Service, ps: PlanSettings) -> tuple[model.ServicePort, ...]:
@@ -320,6 +345,11 @@ def plan(
                    and len(inventory.ready_endpoints(service)) > ps.max_answer_records)
         if too_big:  # no DNS message can carry that answer: nothing to expect of it
             capped["answer_records"] += 1
+        elif ps.dns_namespaces and service.namespace not in ps.dns_namespaces:
+            capped["not_in_cluster_dns"] += 1  # the Corefile's `namespaces` leaves it out
+        elif service.headless and not ps.noendpoints and inventory.has_fqdn_endpoints(service):
+            # CoreDNS answers CNAMEs to the names of FQDN slices; svcprobe does not model them.
+            capped["fqdn_endpoints"] += 1
         elif not selection.skip_dns(service):
             extra = paths if service.key in path_services else ()
             mine = list(_dns_checks(service, inventory, ps, extra, until))

@@ -88,6 +88,22 @@ class DnsSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class CorednsSettings:
+    """Options of the cluster's Corefile `kubernetes` block that change what it answers. Set the
+    ones your Corefile has, so svcprobe expects what CoreDNS is configured to say."""
+
+    ignore_empty_service: bool = f(False, "The Corefile has `ignore empty_service`: a ClusterIP Service "
+                                   "without a ready endpoint answers NXDOMAIN (A, AAAA and SRV), not "
+                                   "its ClusterIP.")
+    noendpoints: bool = f(False, "The Corefile has `noendpoints`: CoreDNS serves no endpoint data, so "
+                          "a headless Service answers NXDOMAIN, whatever its endpoints.")
+    namespaces: tuple[str, ...] = f((), "The namespaces of the Corefile's `namespaces` line (empty: every "
+                                    "namespace, CoreDNS's default). Services elsewhere are not in cluster "
+                                    "DNS: they get TCP checks only. (`namespace_labels` has no setting: "
+                                    "list the namespaces it selects here.)")
+
+
+@dataclasses.dataclass(frozen=True)
 class KubernetesSettings:
     kubeconfig: str = f("", "Kubeconfig file for running outside the cluster. Empty: the pod's "
                         "ServiceAccount when in a cluster, else $KUBECONFIG or ~/.kube/config.")
@@ -238,6 +254,7 @@ class Settings:
     sharding: ShardingSettings = dataclasses.field(default_factory=ShardingSettings)
     paths: PathSettings = dataclasses.field(default_factory=PathSettings)
     dns: DnsSettings = dataclasses.field(default_factory=DnsSettings)
+    coredns: CorednsSettings = dataclasses.field(default_factory=CorednsSettings)
     tcp: TcpSettings = dataclasses.field(default_factory=TcpSettings)
     limits: LimitSettings = dataclasses.field(default_factory=LimitSettings)
     scheduler: SchedulerSettings = dataclasses.field(default_factory=SchedulerSettings)

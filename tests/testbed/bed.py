@@ -322,15 +322,16 @@ class TestBed:
         self.start_apiserver(timeout=timeout)
 
     # ------------------------------------------------------------------ CoreDNS
-    def corefile(self, replica: int, extra: str = "") -> str:
-        return components.corefile(self.workdir / "coredns.kubeconfig", self.dns_ttl, extra)
+    def corefile(self, replica: int, extra: str = "", kubernetes: str = "") -> str:
+        return components.corefile(self.workdir / "coredns.kubeconfig", self.dns_ttl, extra, kubernetes)
 
-    def start_coredns(self, replica: int, *, extra: str = "", wait: bool = True) -> None:
-        """(Re)starts CoreDNS replica `replica` (1-based); `extra` = Corefile lines (hosts, rewrite)."""
+    def start_coredns(self, replica: int, *, extra: str = "", kubernetes: str = "", wait: bool = True) -> None:
+        """(Re)starts CoreDNS replica `replica` (1-based); `extra` = Corefile lines (hosts, rewrite),
+        `kubernetes` = kubernetes plugin options (`ignore empty_service`, `noendpoints`, ...)."""
         if not 1 <= replica <= self.dns_replicas:
             raise TestBedError(f"no CoreDNS replica {replica} (1..{self.dns_replicas})")
         conf = self.workdir / f"Corefile.{replica}"
-        conf.write_text(self.corefile(replica, extra))
+        conf.write_text(self.corefile(replica, extra, kubernetes))
         self._start(f"coredns-{replica}", self.dns_netns(replica), components.coredns_argv(conf))
         if wait:
             self._wait_coredns(replica)

@@ -229,9 +229,11 @@ def apiserver_ready(kubectl: Callable[..., subprocess.CompletedProcess]) -> bool
 
 
 # ---------------------------------------------------------------------- CoreDNS
-def corefile(kubeconfig: Path, ttl: int, extra: str = "") -> str:
-    """The Corefile of a replica; `extra` = lines for the cluster server block (hosts, rewrite)."""
+def corefile(kubeconfig: Path, ttl: int, extra: str = "", kubernetes: str = "") -> str:
+    """The Corefile of a replica; `extra` = lines for the cluster server block (hosts, rewrite),
+    `kubernetes` = option lines for the kubernetes plugin (`ignore empty_service`, ...)."""
     indented = "".join(f"    {line}\n" for line in extra.strip().splitlines()) if extra else ""
+    options = "".join(f"        {line}\n" for line in kubernetes.strip().splitlines()) if kubernetes else ""
     # No `forward`: the bed has no upstream resolver and must never use the machine's. Names
     # outside the cluster zones get NXDOMAIN from a stand-in "upstream" block, as a real
     # upstream would answer for names that do not exist (instead of SERVFAIL).
@@ -246,6 +248,7 @@ def corefile(kubeconfig: Path, ttl: int, extra: str = "") -> str:
         "        pods insecure\n"
         "        fallthrough in-addr.arpa ip6.arpa\n"
         f"        ttl {ttl}\n"
+        f"{options}"
         "    }\n"
         f"    cache {ttl}\n"
         "    loadbalance\n"

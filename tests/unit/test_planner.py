@@ -7,6 +7,7 @@ answers from API state), §6.2–6.4, and DESIGN §4.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -280,8 +281,8 @@ def test_headless_from_api_objects_counts_nil_ready() -> None:
         pytest.param([endpoint_slice("db-1", endpoint("198.19.0.1", ready=False), service="db"),
                       endpoint_slice("db-6", endpoint("fd00::1", ready=False),
                                      address_type="IPv6", service="db")], id="only-not-ready-both-families"),
-        pytest.param([endpoint_slice("db-f", model.Endpoint((), True), address_type="FQDN",
-                                     service="db")], id="only-fqdn-slice"),
+        pytest.param([endpoint_slice("db-f", model.Endpoint((), False), address_type="FQDN",
+                                     service="db")], id="only-not-ready-fqdn-slice"),
     ],
 )
 def test_headless_without_ready_endpoints_is_nxdomain_for_both_families(slices: list[model.EndpointSlice]) -> None:
@@ -391,13 +392,52 @@ def test_headless_srv_same_hostname_is_one_record() -> None:
                      id="port-not-in-slice"),
         pytest.param([endpoint_slice("db-a", endpoint("198.19.0.1"), service="db", ports=(("http", "UDP", 8080),))],
                      id="protocol-differs"),
-        pytest.param([endpoint_slice("db-a", endpoint("198.19.0.1"), service="db", ports=(("http", "TCP", None),))],
-                     id="nil-slice-port"),
     ],
 )
 def test_headless_srv_without_matching_ready_endpoint_is_nxdomain(slices: list[model.EndpointSlice]) -> None:
     p = planner.plan(_headless_inventory(*slices), plan_settings())
     assert list(_srv(p).values()) == [DnsExpectation(Expect.NXDOMAIN)]
+
+
+def test_headless_srv_of_a_slice_port_without_number_is_nodata() -> None:
+    """CoreDNS keeps the port as -1 and leaves such records out: the name exists, no SRV."""
+    nil = endpoint_slice("db-a", endpoint("198.19.0.1"), service="db", ports=(("http", "TCP", None),))
+    assert list(_srv(planner.plan(_headless_inventory(nil), plan_settings())).values()) == [
+        DnsExpectation(Expect.NODATA)]
+    numbered = endpoint_slice("db-b", endpoint("198.19.0.2"), service="db")
+    (exp,) = _srv(planner.plan(_headless_inventory(nil, numbered), plan_settings())).values()
+    assert exp.kind is Expect.ANSWER and [r.port for r in exp.srv] == [8080]
+
+
+def test_one_address_with_two_hostnames_in_two_slices_is_two_srv_targets() -> None:
+    left = endpoint_slice("db-a", endpoint("198.19.0.1", hostname="left"), service="db")
+    right = endpoint_slice("db-b", endpoint("198.19.0.1", hostname="right"), service="db")
+    p = planner.plan(_headless_inventory(left, right), plan_settings())
+    (exp,) = _srv(p).values()
+    assert sorted(r.target for r in exp.srv) == [f"left.db.shop.svc.{Z}.", f"right.db.shop.svc.{Z}."]
+    assert _expect(p, "A") == {DnsExpectation(Expect.ANSWER, frozenset({"198.19.0.1"}))}
+    assert len([c for c in p.tcp if c.path == "endpoint"]) == 1  # one address, probed once
+
+
+def test_fqdn_slices_are_counted_not_checked() -> None:
+    fqdn = endpoint_slice("db-f", model.Endpoint(("backend.example",), True), address_type="FQDN",  # type: ignore[arg-type]
+                          service="db")
+    p = planner.plan(_headless_inventory(fqdn), plan_settings())
+    assert not p.dns and p.capped == {"fqdn_endpoints": 1}
+
+
+def test_coredns_options_change_what_is_expected() -> None:
+    ready = endpoint_slice("db-a", endpoint("198.19.0.1", hostname="db-0"), service="db")
+    headless = _headless_inventory(ready)
+    noendpoints = dataclasses.replace(plan_settings(), noendpoints=True)
+    assert {c.expect.kind for c in planner.plan(headless, noendpoints).dns} == {Expect.NXDOMAIN}
+    empty = model.Inventory([service("web", cluster_ips=("198.18.0.10",))], [])
+    ignore = dataclasses.replace(plan_settings(), ignore_empty_service=True)
+    assert {c.expect.kind for c in planner.plan(empty, ignore).dns} == {Expect.NXDOMAIN}
+    assert Expect.ANSWER in {c.expect.kind for c in planner.plan(empty, plan_settings()).dns}
+    only = dataclasses.replace(plan_settings(), dns_namespaces=frozenset({"other"}))
+    p = planner.plan(empty, only)
+    assert not p.dns and p.tcp and p.capped == {"not_in_cluster_dns": 1}
 
 
 def test_headless_srv_publish_not_ready_follows_the_slices() -> None:
