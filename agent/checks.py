@@ -113,6 +113,9 @@ class TcpCheck:
     family: str  # ipv4, ipv6
     port_name: str
     no_endpoints: bool = False  # the Service has no ready endpoint: nothing to connect to
+    # internalTrafficPolicy Local and no ready endpoint on this agent's node: kube-proxy drops
+    # the connection by design (no_endpoints is then set too: not probed, not a failure)
+    local_only: bool = False
     settle_by: float = 0.0  # ClusterIP only: kube-proxy may still be programming a change
 
     kind = "tcp"

@@ -39,6 +39,8 @@ class Service:
     ports: tuple[ServicePort, ...]
     external_name: str = ""  # lower-case, no trailing dot
     publish_not_ready: bool = False  # as parsed; not used for readiness, which the slices say (ready_endpoints)
+    # "Local": kube-proxy sends ClusterIP traffic only to endpoints on the client's own node
+    internal_traffic_policy: str = "Cluster"
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False, compare=False)
     annotations: Mapping[str, str] = dataclasses.field(
         default_factory=dict, hash=False, compare=False
@@ -65,6 +67,7 @@ class Endpoint:
     ready: bool  # conditions.ready, nil => true (what CoreDNS and kube-proxy go by)
     hostname: str = ""
     pod: str = ""  # targetRef name when it refers to a Pod: how findings name an endpoint
+    node: str = ""  # nodeName: where the endpoint runs (internalTrafficPolicy Local)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -94,6 +97,7 @@ class ReadyEndpoint:
     hostname: str
     ports: tuple[EndpointPort, ...]  # the slice's ports (never the Service's targetPort)
     first: bool = True  # the first address of its endpoint (the one consumers may limit themselves to)
+    node: str = ""  # the endpoint's nodeName
 
 
 class Inventory:
@@ -147,7 +151,7 @@ class Inventory:
                 for i, addr in enumerate(ep.addresses):
                     k = (addr, ports_id, ep.hostname)
                     if k not in seen:
-                        seen[k] = ReadyEndpoint(addr, ep.hostname, sl.ports, i == 0)
+                        seen[k] = ReadyEndpoint(addr, ep.hostname, sl.ports, i == 0, ep.node)
         ready = sorted(seen.values(), key=lambda e: (e.address.version, int(e.address)))
         if service is self.services.get(service.key):
             self._ready[service.key] = ready

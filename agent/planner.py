@@ -49,6 +49,7 @@ class PlanSettings:
     tcp_deny: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     tcp_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     own_endpoint: tuple[str, int] | None = None
+    node_name: str = ""  # this agent's node (internalTrafficPolicy Local)
 
 
 CAP_REASONS = ("checks_per_service", "ports_per_service", "checks_per_sweep", "answer_records", "address_policy",
@@ -276,6 +277,9 @@ def _tcp_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
     out: list[TcpCheck] = []
     skipped = sum(1 for p in service.ports if p.protocol != "TCP")
     ready = inventory.ready_endpoints(service)
+    # With internalTrafficPolicy Local, kube-proxy on this node uses this node's endpoints only.
+    local_only = service.internal_traffic_policy == "Local" and not any(
+        ps.node_name and e.node == ps.node_name for e in ready)
     for ip in service.cluster_ips:
         for port in _ports(service, ps):
             if port.protocol == "TCP":
@@ -283,8 +287,8 @@ def _tcp_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
                     refused = True
                     continue
                 out.append(TcpCheck(service.namespace, service.name, "cluster_ip", str(ip), port.port,
-                                    model.family_of(ip), port.name, no_endpoints=not ready,
-                                    settle_by=settle_by))
+                                    model.family_of(ip), port.name, no_endpoints=not ready or local_only,
+                                    settle_by=settle_by, local_only=bool(ready) and local_only))
     seen: set[tuple[str, int]] = set()
     probed_addresses: set[str] = set()
     for ep in ready:

@@ -119,6 +119,7 @@ def plan_settings(s: settings_mod.Settings) -> planner.PlanSettings:
         ignore_empty_service=s.coredns.ignore_empty_service,
         noendpoints=s.coredns.noendpoints,
         dns_namespaces=frozenset(s.coredns.namespaces),
+        node_name=s.node_name,
         tcp=s.tcp.enabled,
         max_endpoints_per_service=s.tcp.max_endpoints_per_service,
         max_checks_per_service=s.limits.checks_per_service,

@@ -250,11 +250,19 @@ def parse_service(obj: Mapping[str, Any], *, label_keys: frozenset[str] | None =
         publish_not_ready=r.boolean(
             spec.get("publishNotReadyAddresses"), "spec.publishNotReadyAddresses", default=False
         ),
+        internal_traffic_policy=_traffic_policy(r, spec.get("internalTrafficPolicy"), "spec.internalTrafficPolicy"),
         labels=_kept(r, meta.get("labels"), "metadata.labels",
                      _any_key if label_keys is None else label_keys.__contains__),
         annotations=_kept(r, meta.get("annotations"), "metadata.annotations", _own_annotation),
         created_at=r.time(meta.get("creationTimestamp"), "metadata.creationTimestamp"),
     )
+
+
+def _traffic_policy(r: _Reader, value: Any, field: str) -> str:
+    policy = r.string(value, field, default="Cluster")
+    if policy not in ("Cluster", "Local"):
+        raise r.fail(field, f"{policy!r} is not Cluster or Local")
+    return policy
 
 
 def _pod_name(r: _Reader, value: Any, field: str) -> str:
@@ -298,6 +306,7 @@ def parse_endpoint_slice(obj: Mapping[str, Any]) -> model.EndpointSlice:
                 ready=r.boolean(cond.get("ready"), f"{f}.conditions.ready", default=True),
                 hostname=r.string(ep.get("hostname"), f"{f}.hostname", default=""),
                 pod=_pod_name(r, ep.get("targetRef"), f"{f}.targetRef"),
+                node=r.string(ep.get("nodeName"), f"{f}.nodeName", default=""),
             )
         )
 

@@ -122,8 +122,10 @@ class Prober:
 
     async def _tcp(self, check: TcpCheck) -> CheckResult:
         if check.no_endpoints:
-            return CheckResult(check, TcpResult.NO_ENDPOINTS, 0.0, time.time(),
-                               detail="the Service has no ready endpoint; not probed (expected)")
+            why = ("internalTrafficPolicy is Local and no ready endpoint runs on this node: kube-proxy "
+                   "drops connections to the ClusterIP from here by design; not probed (expected)"
+                   if check.local_only else "the Service has no ready endpoint; not probed (expected)")
+            return CheckResult(check, TcpResult.NO_ENDPOINTS, 0.0, time.time(), detail=why)
         outcome = await tcp.connect(check.address, check.port, timeout=self.tcp_timeout)
         now = time.time()
         converging = outcome.result in TCP_CONVERGING and now < check.settle_by

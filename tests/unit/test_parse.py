@@ -444,3 +444,14 @@ def test_malformed_endpoint_slice(mutate: Mutator, ref: str, field: str, words: 
     err = info.value
     assert (err.kind, err.ref, err.field) == ("EndpointSlice", ref, field)
     assert words in err.problem
+
+
+def test_traffic_policy_and_endpoint_node_are_read() -> None:
+    assert parse.parse_service(svc_obj()).internal_traffic_policy == "Cluster"
+    assert parse.parse_service(svc_obj(internalTrafficPolicy="Local")).internal_traffic_policy == "Local"
+    with pytest.raises(parse.ObjectError, match=r"spec\.internalTrafficPolicy"):
+        parse.parse_service(svc_obj(internalTrafficPolicy="Nearby"))
+    sl = parse.parse_endpoint_slice(slice_obj(endpoints=[
+        {"addresses": ["198.19.0.1"], "conditions": {"ready": True}, "nodeName": "node1"},
+        {"addresses": ["198.19.0.2"], "conditions": {"ready": True}}]))
+    assert [e.node for e in sl.endpoints] == ["node1", ""]

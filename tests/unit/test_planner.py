@@ -651,3 +651,17 @@ def test_an_expected_nxdomain_is_judged_on_cluster_zone_names_only() -> None:
     ready = _headless_inventory(endpoint_slice("db-1", endpoint("198.19.0.1"), service="db"))
     short = next(c for c in planner.plan(ready, ps).dns if c.form == "short" and c.qtype == "A")
     assert not short.zone_only and "corp.example" in short.search
+
+
+def test_internal_traffic_policy_local_probes_the_cluster_ip_only_where_an_endpoint_runs() -> None:
+    svc = dataclasses.replace(service("web", cluster_ips=("198.18.0.10",)), internal_traffic_policy="Local")
+    here = endpoint_slice("web-a", dataclasses.replace(endpoint("198.19.0.1"), node="node1"), service="web")
+    inv = model.Inventory([svc], [here])
+    on = {n: next(c for c in planner.plan(inv, dataclasses.replace(plan_settings(), node_name=n)).tcp
+                  if c.path == "cluster_ip") for n in ("node1", "node2", "")}
+    assert not on["node1"].no_endpoints  # the local endpoint answers through kube-proxy
+    assert on["node2"].no_endpoints and on["node2"].local_only  # dropped there by design
+    assert on[""].no_endpoints and on[""].local_only  # an unknown node cannot be judged
+    cluster = model.Inventory([dataclasses.replace(svc, internal_traffic_policy="Cluster")], [here])
+    assert not next(c for c in planner.plan(cluster, dataclasses.replace(plan_settings(), node_name="node2")).tcp
+                    if c.path == "cluster_ip").no_endpoints
