@@ -60,13 +60,14 @@ class DnsExpectation:
     records: frozenset[str] = frozenset()  # A/AAAA addresses or the CNAME target (absolute)
     srv: tuple[SrvRecord, ...] = ()
     srv_suffix: str = ""  # where targets of hostname-less endpoints must live
+    subset: bool = False  # the answer must hold `records`; more are fine (a PTR of a shared address)
 
     def describe(self) -> str:
         if self.kind is not Expect.ANSWER:
             return self.kind.value.upper()
         if self.srv:
             return " ".join(sorted(f"{r.port}:{r.target or '*.' + self.srv_suffix}" for r in self.srv))
-        return " ".join(sorted(self.records))
+        return " ".join(sorted(self.records)) + (" (among others)" if self.subset else "")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

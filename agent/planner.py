@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 from agent import model, resolvers
 from agent.checks import DnsCheck, DnsExpectation, DnsPath, Expect, SrvRecord, TcpCheck
@@ -50,6 +50,8 @@ class PlanSettings:
     tcp_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     own_endpoint: tuple[str, int] | None = None
     node_name: str = ""  # this agent's node (internalTrafficPolicy Local)
+    hostnames_per_service: int = 3  # endpoint hostname records (and their PTR) checked per headless Service
+    ptr: bool = True  # PTR of ClusterIPs and of hostname endpoints
 
 
 CAP_REASONS = ("checks_per_service", "ports_per_service", "checks_per_sweep", "answer_records", "address_policy",
@@ -246,9 +248,9 @@ def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
     for form in ps.forms:
         for qtype in ps.qtypes:
             yield check(form, qtype, names[form], expected_addresses(service, inventory, qtype, ps))
+    fqdn = names["fqdn"]
     if ps.srv:
-        fqdn = names["fqdn"]
-        asked = _ports(service, ps)
+        asked = _srv_ports(service, inventory, ps)
         index = (srv_index(service, inventory, fqdn, {(p.name, p.protocol) for p in asked})
                  if service.headless else None)
         for port in asked:
@@ -256,9 +258,68 @@ def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
             # label: that SRV record cannot be asked for by anyone, so there is nothing to check.
             # (A longer name is not valid in the API at all: it stays, and its check says why it
             # cannot be asked.)
-            if port.name and port.protocol in ("TCP", "UDP") and len(port.name) != 63:
+            if port.name and port.protocol in ("TCP", "UDP", "SCTP") and len(port.name) != 63:
                 srv_name = f"_{port.name}._{port.protocol.lower()}.{fqdn}"
                 yield check("fqdn", "SRV", srv_name, expected_srv(service, inventory, port, fqdn, index, ps))
+    if service.headless and ps.hostnames_per_service and not ps.noendpoints:
+        for hostname, expectations in _hostname_records(service, inventory, ps):
+            for qtype, expect in expectations:
+                yield check("hostname", qtype, f"{hostname}.{fqdn}", expect)
+    if ps.ptr:
+        yield from _ptr_checks(service, inventory, ps, fqdn, check)
+
+
+def _srv_ports(service: model.Service, inventory: model.Inventory, ps: PlanSettings) -> tuple[model.ServicePort, ...]:
+    """The Service's ports, and for a headless Service also the named ports only its slices
+    list (CoreDNS serves SRV records for those too)."""
+    ports = _ports(service, ps)
+    if not service.headless:
+        return ports
+    known = {(p.name, p.protocol) for p in service.ports}
+    extra = sorted({(p.name, p.protocol) for e in inventory.ready_endpoints(service) for p in e.ports
+                    if p.name and (p.name, p.protocol) not in known})
+    more = tuple(model.ServicePort(name, protocol, 0) for name, protocol in extra)
+    room = max(0, ps.max_ports_per_service - len(ports)) if ps.max_ports_per_service else len(more)
+    return ports + more[:room]
+
+
+def _hostname_records(service: model.Service, inventory: model.Inventory, ps: PlanSettings,
+                      ) -> Iterable[tuple[str, list[tuple[str, DnsExpectation]]]]:
+    """`<hostname>.<service>.<ns>.svc.<zone>` (the StatefulSet pod names) of the first
+    `hostnames_per_service` hostnames: each answers the addresses of the ready endpoints with
+    that hostname, by family (NODATA for a family it lacks)."""
+    by_name: dict[str, set[model.IPAddress]] = {}
+    for e in inventory.ready_endpoints(service):
+        if e.hostname:
+            by_name.setdefault(e.hostname.lower(), set()).add(e.address)
+    for hostname in sorted(by_name)[: ps.hostnames_per_service]:
+        out = []
+        for qtype in ps.qtypes:
+            version = 4 if qtype == "A" else 6
+            addrs = frozenset(str(a) for a in by_name[hostname] if a.version == version)
+            out.append((qtype, DnsExpectation(Expect.ANSWER, addrs) if addrs else DnsExpectation(Expect.NODATA)))
+        yield hostname, out
+
+
+def _ptr_checks(service: model.Service, inventory: model.Inventory, ps: PlanSettings, fqdn: str,
+                check: Callable[[str, str, str, DnsExpectation], DnsCheck]) -> Iterable[DnsCheck]:
+    """PTR of each ClusterIP (the Service's name) and of the addresses of the first
+    `hostnames_per_service` hostnames of a headless Service (`<hostname>.<service>...`). An
+    endpoint address may serve other Services too, and CoreDNS then names them all: the
+    endpoint's own name must be among the answers."""
+    if answers_nxdomain(service, inventory, ps):
+        return
+    for ip in service.cluster_ips:
+        yield check("reverse", "PTR", ip.reverse_pointer + ".", DnsExpectation(Expect.ANSWER, frozenset({fqdn})))
+    if service.headless and ps.hostnames_per_service and not ps.noendpoints:
+        named: dict[model.IPAddress, set[str]] = {}
+        for e in inventory.ready_endpoints(service):
+            if e.hostname:
+                named.setdefault(e.address, set()).add(f"{e.hostname.lower()}.{fqdn}")
+        chosen = sorted(named, key=lambda a: min(named[a]))[: ps.hostnames_per_service]
+        for addr in chosen:
+            yield check("reverse", "PTR", addr.reverse_pointer + ".",
+                        DnsExpectation(Expect.ANSWER, frozenset(named[addr]), subset=True))
 
 
 def _ports(service: model.Service, ps: PlanSettings) -> tuple[model.ServicePort, ...]:

@@ -120,6 +120,8 @@ def plan_settings(s: settings_mod.Settings) -> planner.PlanSettings:
         noendpoints=s.coredns.noendpoints,
         dns_namespaces=frozenset(s.coredns.namespaces),
         node_name=s.node_name,
+        hostnames_per_service=s.dns.hostnames_per_service,
+        ptr=s.dns.ptr,
         tcp=s.tcp.enabled,
         max_endpoints_per_service=s.tcp.max_endpoints_per_service,
         max_checks_per_service=s.limits.checks_per_service,

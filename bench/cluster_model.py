@@ -12,7 +12,7 @@ namespaces (85% ClusterIP IPv4, 5% dual-stack, 8% headless, 2% ExternalName; por
 and, on every third, ``metrics``; 10 ready endpoints each), plus the canaries: the API server's
 Service (3 endpoints), the cluster DNS Service (CoreDNS replicas: one per 100 nodes, at least
 2 -- an assumption) and the agents' own headless Service (one ready endpoint per node). Agent
-settings: the defaults (4 forms, A+AAAA, SRV, TCP, ndots 5, interval 30 s, replicas 3, query
+settings: the defaults (4 forms, A+AAAA, SRV, PTR, hostname records, TCP, ndots 5, interval 30 s, replicas 3, query
 budget 100/s, paths: the cluster DNS Service IP and every CoreDNS endpoint for the canaries).
 
 Per agent: DNS queries per sweep when DNS answers as expected (``planner.expected_queries``,

@@ -60,26 +60,28 @@ def records_from_inventory(inventory: model.Inventory, zone: str) -> Records:
             for ep in ready:
                 rtype = "A" if ep.address.version == 4 else "AAAA"
                 add(records, base, rtype, str(ep.address))
-                if ep.hostname:
-                    add(records, f"{ep.hostname}.{base}", rtype, str(ep.address))
+                dashed = str(ep.address).replace(".", "-").replace(":", "-")
+                name = f"{ep.hostname or dashed}.{base}"
+                add(records, name, rtype, str(ep.address))
+                add(records, ep.address.reverse_pointer + ".", "PTR", name)
         else:
             for ip in svc.cluster_ips:
                 add(records, base, "A" if ip.version == 4 else "AAAA", str(ip))
-        for port in svc.ports:
-            if not port.name or port.protocol not in ("TCP", "UDP"):
-                continue
-            srv_name = f"_{port.name}._{port.protocol.lower()}.{base}"
+                add(records, ip.reverse_pointer + ".", "PTR", base)
+        named = [(p.name, p.protocol, p.port) for p in svc.ports if p.name]
+        if svc.headless:  # named ports only the slices list are served too
+            named += sorted({(p.name, p.protocol, 0) for ep in ready for p in ep.ports if p.name}
+                            - {(n, proto, 0) for n, proto, _ in named})
+        for port_name, protocol, port in named:
+            srv_name = f"_{port_name}._{protocol.lower()}.{base}"
             if not svc.headless:
-                add(records, srv_name, "SRV", f"0 100 {port.port} {base}")
+                add(records, srv_name, "SRV", f"0 100 {port} {base}")
                 continue
             for ep in ready:
                 dashed = str(ep.address).replace(".", "-").replace(":", "-")
                 target = f"{ep.hostname or dashed}.{base}"
-                if not ep.hostname:
-                    rtype = "A" if ep.address.version == 4 else "AAAA"
-                    add(records, target, rtype, str(ep.address))
                 for ep_port in ep.ports:
-                    if ep_port.name == port.name and ep_port.port:
+                    if ep_port.name == port_name and ep_port.protocol == protocol and ep_port.port:
                         add(records, srv_name, "SRV", f"0 100 {ep_port.port} {target}")
     return records
 

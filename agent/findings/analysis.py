@@ -286,9 +286,9 @@ class _Analysis:
     def _search_list(self) -> None:
         rs = self.groups.get("resolver", [])
         fqdn_ok = {(dc(r).namespace, dc(r).service, dc(r).qtype) for r in rs if r.passing and dc(r).form == "fqdn"}
-        relative = [r for r in self._failing(rs) if dc(r).form != "fqdn"
+        relative = [r for r in self._failing(rs) if not dc(r).name.endswith(".")
                     and (dc(r).namespace, dc(r).service, dc(r).qtype) in fqdn_ok]
-        with_relative = {(r.check.namespace, r.check.service) for r in rs if dc(r).form != "fqdn"}
+        with_relative = {(r.check.namespace, r.check.service) for r in rs if not dc(r).name.endswith(".")}
         services = {(r.check.namespace, r.check.service) for r in relative}
         # The search list is the node's: it fails for most Services, not for one (a lookup that
         # differs from the next is not about the list).

@@ -62,6 +62,14 @@ class DnsSettings:
     qtypes: tuple[str, ...] = f(QTYPES, "Address record types to ask for. The family a Service "
                                 "does not have is expected to answer NODATA.", choices=QTYPES)
     srv: bool = f(True, "Also check SRV records of named ports (absolute name).")
+    hostnames_per_service: int = f(3, "Endpoint hostname records checked per headless Service: "
+                                   "`<hostname>.<service>.<ns>.svc.<zone>`, the StatefulSet pod names, "
+                                   "the first N hostnames in order (0: none), so a 500-replica "
+                                   "StatefulSet costs what a 3-replica one does.", min=0, max=100)
+    ptr: bool = f(True, "Also check PTR records: each ClusterIP names its Service, and the address "
+                  "of each checked hostname names `<hostname>.<service>.<ns>.svc.<zone>`. Turn off "
+                  "when the Corefile's `kubernetes` line does not list `in-addr.arpa ip6.arpa` (the "
+                  "default Corefiles do).")
     resolvers: tuple[str, ...] = f(RESOLVERS, "C libraries whose search walk is emulated for relative "
                                    "names: `glibc` (Debian, Ubuntu, RHEL images) and `musl` (Alpine). "
                                    "Each lookup is asked once and judged as each would walk it; a check "

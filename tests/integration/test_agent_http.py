@@ -113,7 +113,7 @@ async def test_metrics_follow_the_contract(running: Running) -> None:
         assert m[name], name
         assert all(set(l) == labels for l, _ in m[name]), name
     forms = {l["form"] for l, _ in m["svcprobe_dns_lookups_total"]}
-    assert forms == {"short", "namespace", "svc", "fqdn"}
+    assert forms == {"short", "namespace", "svc", "fqdn", "hostname", "reverse"}  # docs/metrics.md
     results = {l["result"] for l, _ in m["svcprobe_tcp_connects_total"]}
     assert {"ok", "refused", "no_endpoints"} <= results
     server = f"{running.dns.address[0]}:{running.dns.address[1]}"
@@ -211,7 +211,7 @@ async def test_debug_probe_runs_one_service_now(running: Running) -> None:
     assert status == 200
     assert body["service"] == "shop/search"
     dns_results = [r for r in body["results"] if r["check"] == "dns"]
-    assert {r["form"] for r in dns_results} == {"short", "namespace", "svc", "fqdn"}
+    assert {r["form"] for r in dns_results} == {"short", "namespace", "svc", "fqdn", "reverse"}
     a_fqdn = next(r for r in dns_results if r["form"] == "fqdn" and r["qtype"] == "A")
     assert a_fqdn["result"] == "wrong_answer"
     assert a_fqdn["expected"] == running.addr("127.0.10.21") and a_fqdn["answer"] == [running.addr("127.0.10.99")]
@@ -221,7 +221,8 @@ async def test_debug_probe_runs_one_service_now(running: Running) -> None:
     # server saw each of them.
     asked = [t["qname"] for r in dns_results for t in r["trace"]]
     assert len(asked) >= len(dns_results)
-    assert all(q.startswith(("search.", "_http._tcp.search.")) for q in asked)
+    ptr = next(r["name"] for r in dns_results if r["qtype"] == "PTR")  # its ClusterIP's reverse name
+    assert all(q.startswith(("search.", "_http._tcp.search.")) or q == ptr for q in asked)
     seen = {q[0] for q in running.dns.queries[before:]}
     assert set(asked) <= seen
 

@@ -63,7 +63,7 @@ def agent(inv: model.Inventory, endpoint_interval: float) -> runner.Agent:
     health = Health()
     health.note_inventory(1, 0)
     a = runner.build(s, source=FixedSource(inv), health=health)
-    a.plan_settings = dataclasses.replace(a.plan_settings, forms=(), srv=False)  # TCP only
+    a.plan_settings = dataclasses.replace(a.plan_settings, forms=(), srv=False, ptr=False)  # TCP only
     return a
 
 

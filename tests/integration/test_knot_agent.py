@@ -8,6 +8,7 @@ as an upstream resolver would, so search walks end the way they do in a cluster.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -79,9 +80,19 @@ def cluster_records(*, broken: bool) -> list[Record]:
     return recs
 
 
+def reverse_records() -> list[Record]:
+    """The PTR records CoreDNS serves for the ClusterIPs and the hostname endpoints."""
+    ptr = {"198.18.0.10": "web.shop", "198.18.0.11": "dual.shop", "2001:db8::11": "dual.shop",
+           "198.18.0.12": "stale.shop", "198.18.0.13": "gone.shop",
+           "198.19.0.1": "db-0.db.data", "198.19.0.2": "db-1.db.data"}
+    return [Record(ipaddress.ip_address(a).reverse_pointer + ".", "PTR", f"{n}.svc.cluster.local.")
+            for a, n in ptr.items()]
+
+
 def zones(*, broken: bool, serial: int) -> dict[str, str]:
     return {
         "cluster.local.": zone_text("cluster.local.", cluster_records(broken=broken), serial=serial),
+        "arpa.": zone_text("arpa.", reverse_records(), serial=serial),
         # Stands in for the upstream resolver, so names outside the cluster zone are NXDOMAIN.
         ".": zone_text(".", [], serial=serial, mname="ns.root.invalid.", rname="hostmaster.invalid."),
     }

@@ -124,11 +124,15 @@ class FixedSource:
 
 
 def plan_settings(**kw: Any) -> planner.PlanSettings:
+    """Planner settings for unit tests: the Service-name checks only, unless a test asks for
+    the hostname and PTR checks (`hostnames_per_service=3, ptr=True`, the agent's defaults)."""
     base: dict[str, Any] = {
         "cluster_domain": ZONE,
         "ndots": 5,
         "host_search": (),
         "servers": (("127.0.0.53", 53),),
+        "hostnames_per_service": 0,
+        "ptr": False,
     }
     base.update(kw)
     return planner.PlanSettings(**base)

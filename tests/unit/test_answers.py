@@ -104,3 +104,11 @@ def test_judge(status: str, records: list[str], expect: DnsExpectation, qtype: s
                                     pytest.param(NXDOMAIN, id="nxdomain")])
 def test_failures_pass_through(status: str, expect: DnsExpectation) -> None:
     assert judge(status, [], expect, "A") == (status, "")
+
+
+def test_a_subset_expectation_allows_other_names_but_not_a_missing_one() -> None:
+    want = DnsExpectation(Expect.ANSWER, frozenset({"db-0.db.shop.svc.cluster.local."}), subset=True)
+    both = ["db-0.db.shop.svc.cluster.local.", "x.other.shop.svc.cluster.local."]
+    assert judge("answer", both, want, "PTR")[0] == "ok"
+    result, detail = judge("answer", both[1:], want, "PTR")
+    assert result == "wrong_answer" and "missing db-0.db.shop.svc.cluster.local." in detail

@@ -396,7 +396,33 @@ def test_headless_srv_same_hostname_is_one_record() -> None:
 )
 def test_headless_srv_without_matching_ready_endpoint_is_nxdomain(slices: list[model.EndpointSlice]) -> None:
     p = planner.plan(_headless_inventory(*slices), plan_settings())
-    assert list(_srv(p).values()) == [DnsExpectation(Expect.NXDOMAIN)]
+    assert _srv(p)[f"_http._tcp.db.shop.svc.{Z}."] == DnsExpectation(Expect.NXDOMAIN)
+
+
+def test_named_ports_only_the_slices_list_get_srv_checks_and_sctp_is_asked() -> None:
+    sl = endpoint_slice("db-a", endpoint("198.19.0.1", hostname="db-0"), service="db",
+                        ports=(("http", "TCP", 8080), ("metrics", "TCP", 9100), ("assoc", "SCTP", 9999)))
+    srv = _srv(planner.plan(_headless_inventory(sl), plan_settings()))
+    assert set(srv) == {f"_{n}.db.shop.svc.{Z}." for n in ("http._tcp", "metrics._tcp", "assoc._sctp")}
+    assert srv[f"_metrics._tcp.db.shop.svc.{Z}."].srv == (SrvRecord(9100, f"db-0.db.shop.svc.{Z}."),)
+
+
+def test_hostname_records_and_ptr_of_a_statefulset_are_bounded() -> None:
+    eps = [endpoint(f"198.19.0.{i + 1}", hostname=f"db-{i}") for i in range(5)]
+    sl = endpoint_slice("db-a", *eps, service="db")
+    p = planner.plan(_headless_inventory(sl), plan_settings(hostnames_per_service=3, ptr=True))
+    names = {(c.form, c.qtype, c.name): c.expect for c in p.dns if c.form in ("hostname", "reverse")}
+    first = DnsExpectation(Expect.ANSWER, frozenset({"198.19.0.1"}))
+    assert names[("hostname", "A", f"db-0.db.shop.svc.{Z}.")] == first
+    assert names[("hostname", "AAAA", f"db-0.db.shop.svc.{Z}.")] == DnsExpectation(Expect.NODATA)
+    assert {n for f, _, n in names if f == "hostname"} == {f"db-{i}.db.shop.svc.{Z}." for i in range(3)}
+    ptr = names[("reverse", "PTR", "1.0.19.198.in-addr.arpa.")]
+    assert ptr.records == {f"db-0.db.shop.svc.{Z}."} and ptr.subset
+    assert len([n for f, _, n in names if f == "reverse"]) == 3
+    cip = planner.plan(model.Inventory([service("web")], []), plan_settings(ptr=True))
+    (rev,) = [c for c in cip.dns if c.qtype == "PTR"]
+    assert rev.name == "10.0.18.198.in-addr.arpa." and rev.expect.records == {f"web.shop.svc.{Z}."}
+    assert not rev.expect.subset
 
 
 def test_headless_srv_of_a_slice_port_without_number_is_nodata() -> None:

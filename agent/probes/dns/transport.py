@@ -78,7 +78,7 @@ from agent.resolvers import Walk
 log = logging.getLogger(__name__)
 
 OnDone = Callable[["Lookup"], None]
-_QUERY_CACHE_MAX = 50_000  # query templates per query type (A, AAAA, CNAME, SRV): 200,000 in all
+_QUERY_CACHE_MAX = 50_000  # query templates per query type (A, AAAA, CNAME, PTR, SRV): 250,000 in all
 _DRAIN = 64  # most datagrams read per wake-up, so one busy socket cannot hold the loop
 _MAX_PENDING = 16384  # queries in flight on one socket before a fresh one takes over (16-bit ids)
 _RECV_SIZE = 65535  # a whole UDP datagram, whatever the server sends

@@ -4,7 +4,7 @@ dnspython decodes anything this reader refuses (and every answer shown in a trac
 builds the queries for names that are not plain host names, but a full
 `dns.message.from_wire` costs several times a UDP round trip on loopback, and
 `dns.message.make_query` about a hundred, so plain queries are built and the records the
-agent compares (A, AAAA, CNAME, SRV) are read here.
+agent compares (A, AAAA, CNAME, PTR, SRV) are read here.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import re
 import socket
 import struct
 
-TYPE_A, TYPE_CNAME, TYPE_AAAA, TYPE_SRV = 1, 5, 28, 33
-TYPE_CODES = {"A": TYPE_A, "CNAME": TYPE_CNAME, "AAAA": TYPE_AAAA, "SRV": TYPE_SRV}
+TYPE_A, TYPE_CNAME, TYPE_PTR, TYPE_AAAA, TYPE_SRV = 1, 5, 12, 28, 33
+TYPE_CODES = {"A": TYPE_A, "CNAME": TYPE_CNAME, "PTR": TYPE_PTR, "AAAA": TYPE_AAAA, "SRV": TYPE_SRV}
 FLAG_TC = 0x0200
 FLAG_QR = 0x8000
 RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
@@ -141,7 +141,7 @@ def parse_answer(wire: bytes, qtype: int, question_end: int = 0) -> tuple[int, i
                 data = wire[start:offset]
                 text = _ADDRESS_TEXT.get(data)
                 records.append(text if text is not None else _address_text(data))
-            elif qtype == TYPE_CNAME:
+            elif qtype == TYPE_CNAME or qtype == TYPE_PTR:
                 records.append(read_name(wire, start)[0])
             elif qtype == TYPE_SRV:
                 if rdlen < 7:
