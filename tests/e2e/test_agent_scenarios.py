@@ -165,8 +165,11 @@ def test_services_resolved_in_all_forms_and_probed(bed: TestBed, shop: Shop, sou
             {(b.ip, p) for b in shop.web for p in (8080, 8443)}
         # headless with hostnames: A = the ready endpoints, SRV, TCP to every endpoint
         db_a = c.select(service="db", check="dns", qtype="A")
-        assert {r["form"] for r in db_a} == FORMS
-        assert all(sorted(r["answer"]) == sorted(b.ip for b in shop.db) for r in db_a)
+        assert {r["form"] for r in db_a} == FORMS | {"hostname"}
+        assert all(sorted(r["answer"]) == sorted(b.ip for b in shop.db) for r in db_a if r["form"] != "hostname")
+        # each pod's own name (the StatefulSet names): its own address
+        assert {(r["name"], tuple(r["answer"])) for r in db_a if r["form"] == "hostname"} == {
+            (f"{b.name}.db.{ns}.svc.cluster.local.", (b.ip,)) for b in shop.db}
         assert c.select(service="db", qtype="SRV")
         assert {r["address"] for r in c.select(service="db", check="tcp")} == {b.ip for b in shop.db}
         # ExternalName: CNAME

@@ -396,7 +396,7 @@ async def test_a_port_name_the_api_would_reject_still_gives_every_check_a_result
     code, report, err = await check_json(path, {"SVCPROBE_TCP_ENABLED": "false"})
     assert code == 1, err  # failing (nothing answers DNS here), not "ok" with a check missing
     results = report["results"]
-    assert len(results) == 9  # 4 forms x A/AAAA + SRV: none dropped
+    assert len(results) == 10  # 4 forms x A/AAAA + SRV + PTR: none dropped
     srv = next(r for r in results if r["qtype"] == "SRV")
     assert srv["result"] == "error" and "cannot be asked" in srv["detail"]
 
