@@ -108,15 +108,17 @@ class DnsCheck:
 class TcpCheck:
     namespace: str
     service: str
-    path: str  # cluster_ip, endpoint (the `target` label of the TCP metrics and JSON)
+    path: str  # cluster_ip, endpoint, node_port, load_balancer (the `target` label of the TCP metrics)
     address: str
     port: int
     family: str  # ipv4, ipv6
     port_name: str
     no_endpoints: bool = False  # the Service has no ready endpoint: nothing to connect to
-    # internalTrafficPolicy Local and no ready endpoint on this agent's node: kube-proxy drops
-    # the connection by design (no_endpoints is then set too: not probed, not a failure)
+    # internal/externalTrafficPolicy (`policy`) Local and no ready endpoint on this agent's
+    # node: kube-proxy drops the connection by design (no_endpoints is then set too: not
+    # probed, not a failure)
     local_only: bool = False
+    policy: str = ""  # "internal" or "external": which traffic policy made it local_only
     settle_by: float = 0.0  # ClusterIP only: kube-proxy may still be programming a change
 
     kind = "tcp"

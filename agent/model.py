@@ -27,6 +27,7 @@ class ServicePort:
     name: str  # "" for the single unnamed port
     protocol: str  # TCP, UDP, SCTP
     port: int
+    node_port: int = 0  # NodePort and LoadBalancer Services: the port on every node (0: none)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -41,6 +42,10 @@ class Service:
     publish_not_ready: bool = False  # as parsed; not used for readiness, which the slices say (ready_endpoints)
     # "Local": kube-proxy sends ClusterIP traffic only to endpoints on the client's own node
     internal_traffic_policy: str = "Cluster"
+    # "Local": a node forwards NodePort and load-balancer traffic only to its own endpoints
+    external_traffic_policy: str = "Cluster"
+    # status.loadBalancer.ingress IPs that kube-proxy answers itself (ipMode VIP or unset)
+    load_balancer_ips: tuple[IPAddress, ...] = ()
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False, compare=False)
     annotations: Mapping[str, str] = dataclasses.field(
         default_factory=dict, hash=False, compare=False

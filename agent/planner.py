@@ -50,6 +50,9 @@ class PlanSettings:
     tcp_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     own_endpoint: tuple[str, int] | None = None
     node_name: str = ""  # this agent's node (internalTrafficPolicy Local)
+    host_ip: str = ""  # this agent's node address: NodePorts are probed there ("": not probed)
+    node_ports: bool = True
+    load_balancers: bool = True
     hostnames_per_service: int = 3  # endpoint hostname records (and their PTR) checked per headless Service
     ptr: bool = True  # PTR of ClusterIPs and of hostname endpoints
 
@@ -349,7 +352,9 @@ def _tcp_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
                     continue
                 out.append(TcpCheck(service.namespace, service.name, "cluster_ip", str(ip), port.port,
                                     model.family_of(ip), port.name, no_endpoints=not ready or local_only,
-                                    settle_by=settle_by, local_only=bool(ready) and local_only))
+                                    settle_by=settle_by, local_only=bool(ready) and local_only,
+                                    policy="internal" if local_only else ""))
+    out += _external_checks(service, ready, ps, settle_by)
     seen: set[tuple[str, int]] = set()
     probed_addresses: set[str] = set()
     for ep in ready:
@@ -373,6 +378,30 @@ def _tcp_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
             out.append(TcpCheck(service.namespace, service.name, "endpoint", addr, ep_port.port,
                                 model.family_of(ep.address), ep_port.name))
     return out, skipped, False, refused
+
+
+def _external_checks(service: model.Service, ready: Sequence[model.ReadyEndpoint], ps: PlanSettings,
+                     settle_by: float) -> list[TcpCheck]:
+    """A NodePort or LoadBalancer Service's ways in from outside, probed as kube-proxy serves
+    them on this node: this node's address on each TCP nodePort, and each load-balancer IP
+    kube-proxy answers itself. With externalTrafficPolicy Local a node forwards them only to its
+    own endpoints: on a node without a ready one they are dropped by design (not probed)."""
+    if service.type not in (model.ServiceType.NODE_PORT, model.ServiceType.LOAD_BALANCER):
+        return []
+    local_only = service.external_traffic_policy == "Local" and not any(
+        ps.node_name and e.node == ps.node_name for e in ready)
+    targets: list[tuple[str, model.IPAddress, int, model.ServicePort]] = []
+    if ps.node_ports and ps.host_ip:
+        host = ipaddress.ip_address(ps.host_ip)
+        targets += [("node_port", host, p.node_port, p) for p in _ports(service, ps)
+                    if p.protocol == "TCP" and p.node_port]
+    if ps.load_balancers:
+        targets += [("load_balancer", ip, p.port, p) for ip in service.load_balancer_ips
+                    for p in _ports(service, ps) if p.protocol == "TCP" and may_connect(ip, p.port, ps)]
+    return [TcpCheck(service.namespace, service.name, path, str(addr), port, model.family_of(addr), sp.name,
+                     no_endpoints=not ready or local_only, settle_by=settle_by,
+                     local_only=bool(ready) and local_only, policy="external" if local_only else "")
+            for path, addr, port, sp in targets]
 
 
 def plan(

@@ -45,6 +45,9 @@ SLOW_RATIO = 5.0
 SLOW_MIN_LOOKUPS = 3
 
 
+# TCP paths kube-proxy serves on the node, and how a finding names them.
+PROXIED = {"cluster_ip": "IP", "node_port": "NodePort", "load_balancer": "load-balancer IP"}
+
 def _no_pod(namespace: str, service: str, address: str) -> str:
     return ""
 
@@ -367,7 +370,8 @@ class _Analysis:
             self.at_address[address] = f
 
     def _service_ips(self) -> None:
-        vip = [r for r in self.tcp if r.check.path == "cluster_ip" and r.result != "no_endpoints"]
+        # The ways in kube-proxy serves on this node: ClusterIPs, NodePorts, load-balancer IPs.
+        vip = [r for r in self.tcp if r.check.path in PROXIED and r.result != "no_endpoints"]
         probed = {(r.check.namespace, r.check.service) for r in vip}
         endpoint_tcp: dict[tuple[str, str], list[CheckResult]] = {}
         for r in self.tcp:
@@ -416,8 +420,9 @@ class _Analysis:
                 self._take(dns_ip, rs)
                 continue
             addresses = ",".join(sorted({tc(r).address for r in rs}))
+            what = " and ".join(PROXIED[p] for p in PROXIED if any(r.check.path == p for r in rs))
             f = Finding(Kind.SERVICE_IP, Severity.WARNING, Suspect("service", f"{key[0]}/{key[1]}", addresses),
-                        f"the IP of Service {key[0]}/{key[1]} fails on this node ({_counts(rs)})")
+                        f"the {what} of Service {key[0]}/{key[1]} fails on this node ({_counts(rs)})")
             if seen[key] == "fresh":
                 f.summary += " while its endpoints accept connections"
             elif seen[key] == "carried":

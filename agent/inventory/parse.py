@@ -211,6 +211,7 @@ def parse_service(obj: Mapping[str, Any], *, label_keys: frozenset[str] | None =
                 name=r.string(p.get("name"), f"{f}.name", default=""),
                 protocol=r.protocol(p.get("protocol"), f"{f}.protocol"),
                 port=r.port(p.get("port"), f"{f}.port") or 0,
+                node_port=r.port(p.get("nodePort"), f"{f}.nodePort", optional=True) or 0,
             )
         )
     names = [p.name for p in ports]
@@ -251,11 +252,39 @@ def parse_service(obj: Mapping[str, Any], *, label_keys: frozenset[str] | None =
             spec.get("publishNotReadyAddresses"), "spec.publishNotReadyAddresses", default=False
         ),
         internal_traffic_policy=_traffic_policy(r, spec.get("internalTrafficPolicy"), "spec.internalTrafficPolicy"),
+        external_traffic_policy=_traffic_policy(r, spec.get("externalTrafficPolicy"), "spec.externalTrafficPolicy"),
+        load_balancer_ips=_load_balancer_ips(r, obj.get("status")) if svc_type is model.ServiceType.LOAD_BALANCER
+        else (),
         labels=_kept(r, meta.get("labels"), "metadata.labels",
                      _any_key if label_keys is None else label_keys.__contains__),
         annotations=_kept(r, meta.get("annotations"), "metadata.annotations", _own_annotation),
         created_at=r.time(meta.get("creationTimestamp"), "metadata.creationTimestamp"),
     )
+
+
+def _load_balancer_ips(r: _Reader, status: Any) -> tuple[model.IPAddress, ...]:
+    """The ingress IPs kube-proxy answers itself: ipMode VIP or unset (with Proxy the
+    traffic goes out to the load balancer, which svcprobe does not probe). The status is a
+    controller's, not the Service's spec: a bad one is warned about and gives no IP."""
+    try:
+        return _ingress_ips(r, status)
+    except ObjectError as exc:
+        log.warning("%s; its load-balancer IPs are not probed", exc)
+        return ()
+
+
+def _ingress_ips(r: _Reader, status: Any) -> tuple[model.IPAddress, ...]:
+    if status is None:
+        return ()
+    lb = r.mapping(r.mapping(status, "status").get("loadBalancer"), "status.loadBalancer")
+    out: list[model.IPAddress] = []
+    for i, ing in enumerate(r.seq(lb.get("ingress"), "status.loadBalancer.ingress")):
+        f = f"status.loadBalancer.ingress[{i}]"
+        ing = r.mapping(ing, f)
+        if ing.get("ip") is None or r.string(ing.get("ipMode"), f"{f}.ipMode", default="VIP") != "VIP":
+            continue
+        out.append(r.ip(ing.get("ip"), f"{f}.ip"))
+    return tuple(out)
 
 
 def _traffic_policy(r: _Reader, value: Any, field: str) -> str:

@@ -122,8 +122,8 @@ class Prober:
 
     async def _tcp(self, check: TcpCheck) -> CheckResult:
         if check.no_endpoints:
-            why = ("internalTrafficPolicy is Local and no ready endpoint runs on this node: kube-proxy "
-                   "drops connections to the ClusterIP from here by design; not probed (expected)"
+            why = (f"{check.policy}TrafficPolicy is Local and no ready endpoint runs on this node: kube-proxy "
+                   "drops these connections here by design; not probed (expected)"
                    if check.local_only else "the Service has no ready endpoint; not probed (expected)")
             return CheckResult(check, TcpResult.NO_ENDPOINTS, 0.0, time.time(), detail=why)
         outcome = await tcp.connect(check.address, check.port, timeout=self.tcp_timeout)

@@ -259,6 +259,11 @@ def load(
     label_selector(settings)
     service_refs(settings)
     nodelocal_address(settings)
+    if settings.host_ip:
+        try:
+            ipaddress.ip_address(settings.host_ip)
+        except ValueError:
+            raise ConfigError(f"host_ip: {settings.host_ip!r} is not an IP address") from None
     return settings
 
 

@@ -194,6 +194,10 @@ class TcpSettings:
         "point the agents at them (see SECURITY.md). The agent's own pod IP and port are never probed.")
     allow_cidrs: tuple[str, ...] = f((), "When not empty, only addresses in these ranges are connected to "
                                      "(e.g. the cluster's Service and pod CIDRs).")
+    node_ports: bool = f(True, "Probe each TCP nodePort of NodePort and LoadBalancer Services on this "
+                         "node's address (`host_ip`), through kube-proxy's NodePort rules (`node_port`).")
+    load_balancers: bool = f(True, "Probe the ingress IPs of LoadBalancer Services that kube-proxy answers "
+                             "itself (ipMode VIP or unset) from inside the cluster (`load_balancer`).")
     max_endpoints_per_service: int = f(0, "Probe at most this many ready endpoint addresses per "
                                        "Service (0: all).", min=0)
     endpoint_interval_seconds: float = f(
@@ -256,6 +260,8 @@ class Settings:
     pod_name: str = f("", "This agent's pod name.")
     pod_namespace: str = f("", "This agent's namespace.")
     pod_ip: str = f("", "This agent's pod IP (identifies it among its peers).")
+    host_ip: str = f("", "This agent's node address (the chart sets it from the downward API "
+                     "`status.hostIP`): NodePorts are probed there. Empty: no NodePort checks.")
     inventory: InventorySettings = dataclasses.field(default_factory=InventorySettings)
     kubernetes: KubernetesSettings = dataclasses.field(default_factory=KubernetesSettings)
     selection: SelectionSettings = dataclasses.field(default_factory=SelectionSettings)

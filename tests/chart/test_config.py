@@ -26,7 +26,7 @@ SCHEMA = CHART / "values.schema.json"
 # Keys the chart sets itself through SVCPROBE_* environment variables (which override the file):
 # the downward API and the chart's own headless Service. values.yaml documents them; the schema
 # rejects them under `config`.
-CHART_SET = {"node_name", "pod_name", "pod_namespace", "pod_ip", "sharding.peers_service"}
+CHART_SET = {"node_name", "pod_name", "pod_namespace", "pod_ip", "host_ip", "sharding.peers_service"}
 # Where the chart's value differs from the agent's default on purpose.
 CHART_CHOICES = {"log_format": "json"}
 # Never read the machine's /etc/resolv.conf: a configured nameserver stops the loader from doing so.

@@ -15,7 +15,7 @@ from tests.support.chart import one, render
 
 # What the kubelet would put in the downward-API variables of one agent pod.
 POD = {"spec.nodeName": "node-b", "metadata.name": "probe-svcprobe-x7k2q",
-       "metadata.namespace": "monitoring", "status.podIP": "10.244.1.5"}
+       "metadata.namespace": "monitoring", "status.podIP": "10.244.1.5", "status.hostIP": "192.0.2.12"}
 
 
 def agent_env(docs: list[dict[str, Any]]) -> dict[str, str]:
@@ -74,8 +74,8 @@ def test_peers_service_is_the_charts_headless_service(values: dict[str, Any], na
 
 def test_the_agent_reads_its_identity_from_the_chart_env() -> None:
     s = agent_settings_for(render())
-    assert (s.node_name, s.pod_name, s.pod_namespace, s.pod_ip) == (
-        "node-b", "probe-svcprobe-x7k2q", "monitoring", "10.244.1.5")
+    assert (s.node_name, s.pod_name, s.pod_namespace, s.pod_ip, s.host_ip) == (
+        "node-b", "probe-svcprobe-x7k2q", "monitoring", "10.244.1.5", "192.0.2.12")
     assert assignment.settings_from(s).me == "10.244.1.5"
 
 

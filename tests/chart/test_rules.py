@@ -185,6 +185,7 @@ def test_issue_alert_list_is_covered() -> None:
         "SvcprobeCoreDNSReplicaFailing",                                # endpoint path
         "SvcprobeDNSWrongAnswers",
         "SvcprobeClusterIPFailingOnNode",                               # kube-proxy
+        "SvcprobeNodePortFailingOnNode",                                # its NodePort rules
         "SvcprobeEndpointUnreachable",                                  # from many nodes
         "SvcprobeDNSLatencyHigh",
         "SvcprobeAgentDown", "SvcprobeAgentAbsent", "SvcprobeSweepsStale",

@@ -120,6 +120,7 @@ class TestBed:
         self.proxy_mode = proxy_mode or os.environ.get("SVCPROBE_TESTBED_PROXY_MODE") or "iptables"
         if self.proxy_mode not in ("iptables", "nftables"):
             raise TestBedError(f"proxy mode must be iptables or nftables, not {self.proxy_mode!r}")
+        self.node_proxy_mode: dict[str, str] = {}  # nodes switched to the other mode (switch_proxy_mode)
         self.workdir = Path(
             workdir
             or os.environ.get("SVCPROBE_TESTBED_DIR")
@@ -353,14 +354,27 @@ class TestBed:
         n = self.node(node)
         config = components.write_kube_proxy_config(
             self.workdir / f"kube-proxy.{n.name}.yaml", n,
-            self.workdir / "kube-proxy.kubeconfig", self.proxy_mode)
+            self.workdir / "kube-proxy.kubeconfig", self.node_proxy_mode.get(n.name, self.proxy_mode))
         self._start(f"kube-proxy-{n.name}", n.netns, components.kube_proxy_argv(config))
         if wait:
             self._wait_kube_proxy(n.name)
 
+    def switch_proxy_mode(self, node: str, mode: str) -> None:
+        """Restarts kube-proxy on `node` in `mode` (iptables or nftables), from a clean slate:
+        every rule of the other mode is flushed first, as `kube-proxy --cleanup` would."""
+        if mode not in ("iptables", "nftables"):
+            raise TestBedError(f"proxy mode must be iptables or nftables, not {mode!r}")
+        n = self.node(node)
+        self.flush_proxy_rules(n.name)
+        self.node_proxy_mode[n.name] = mode
+        self.start_kube_proxy(n.name)
+
+    def proxy_mode_of(self, node: str) -> str:
+        return self.node_proxy_mode.get(self.node(node).name, self.proxy_mode)
+
     def proxy_rules(self, node: str) -> str:
         """The node's kube-proxy rules as text (iptables-save or nft list ruleset)."""
-        return components.proxy_rules(self.node(node).netns, self.proxy_mode)
+        return components.proxy_rules(self.node(node).netns, self.proxy_mode_of(node))
 
     def _wait_kube_proxy(self, node: str, *, needle: str = KUBE_DNS_IP) -> None:
         self.processes.wait(f"kube-proxy rules on {node} (for {needle})",

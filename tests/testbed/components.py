@@ -310,6 +310,15 @@ def proxy_rules(node_netns: str, proxy_mode: str) -> str:
     return netns.run_in(node_netns, ["nft", "list", "ruleset"], check=False).stdout
 
 
+def flush_node_port_rules(node_netns: str, proxy_mode: str) -> None:
+    """Removes kube-proxy's NodePort dispatch only (its ClusterIP rules stay): the iptables
+    KUBE-NODEPORTS chain, or the nftables `service-nodeports` verdict map."""
+    if proxy_mode == "iptables":
+        netns.run_in(node_netns, ["iptables", "-t", "nat", "-F", "KUBE-NODEPORTS"])
+    else:
+        netns.run_in(node_netns, ["nft", "flush", "map", "ip", "kube-proxy", "service-nodeports"])
+
+
 def flush_rules(node_netns: str) -> None:
     """Removes every netfilter rule in the namespace (`nft flush ruleset`)."""
     netns.run_in(node_netns, ["nft", "flush", "ruleset"])

@@ -210,6 +210,13 @@ def test_one_service_ip_failing_while_its_endpoints_answer() -> None:
     assert "endpoints accept connections" in found[0].summary
 
 
+def test_a_node_port_failing_while_the_cluster_ip_works_names_the_service_and_the_node_port() -> None:
+    node_port = tcp("shop", "cart", "198.18.100.1", path="node_port", port=30080, result=TcpResult.REFUSED)
+    found = analyze([*healthy(), node_port], TOPO)
+    assert kinds(found) == [("service_ip", "Service shop/cart (198.18.100.1)")]
+    assert found[0].summary.startswith("the NodePort of Service shop/cart fails on this node")
+
+
 def test_endpoints_carried_from_an_earlier_sweep_are_not_taken_as_proof() -> None:
     """Endpoints are probed less often than Service IPs: a result carried from an earlier
     sweep does not prove they accept connections now (the pod network may be down)."""

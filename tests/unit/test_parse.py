@@ -455,3 +455,16 @@ def test_traffic_policy_and_endpoint_node_are_read() -> None:
         {"addresses": ["198.19.0.1"], "conditions": {"ready": True}, "nodeName": "node1"},
         {"addresses": ["198.19.0.2"], "conditions": {"ready": True}}]))
     assert [e.node for e in sl.endpoints] == ["node1", ""]
+
+
+def test_node_ports_external_policy_and_load_balancer_ips_are_read(caplog: pytest.LogCaptureFixture) -> None:
+    obj = svc_obj(type="LoadBalancer", externalTrafficPolicy="Local",
+                  ports=[{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}])
+    obj["status"] = {"loadBalancer": {"ingress": [{"ip": "198.18.200.1"}, {"ip": "198.18.200.2", "ipMode": "Proxy"},
+                                                  {"hostname": "lb.example"}]}}
+    svc = parse.parse_service(obj)
+    assert svc.ports[0].node_port == 30080 and svc.external_traffic_policy == "Local"
+    assert [str(a) for a in svc.load_balancer_ips] == ["198.18.200.1"]  # Proxy mode and hostnames: not ours
+    obj["status"] = {"loadBalancer": {"ingress": [{"ip": "not-an-ip"}]}}
+    assert parse.parse_service(obj).load_balancer_ips == ()  # a controller's bad status: warned, kept
+    assert "load-balancer IPs are not probed" in caplog.text

@@ -8,6 +8,7 @@ answers from API state), §6.2–6.4, and DESIGN §4.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from typing import Any
 
 import pytest
@@ -691,3 +692,25 @@ def test_internal_traffic_policy_local_probes_the_cluster_ip_only_where_an_endpo
     cluster = model.Inventory([dataclasses.replace(svc, internal_traffic_policy="Cluster")], [here])
     assert not next(c for c in planner.plan(cluster, dataclasses.replace(plan_settings(), node_name="node2")).tcp
                     if c.path == "cluster_ip").no_endpoints
+
+
+def _external(svc: model.Service, ready_on: str = "node1", **kw: Any) -> list[TcpCheck]:
+    sl = endpoint_slice("web-a", dataclasses.replace(endpoint("198.19.0.1"), node=ready_on), service="web")
+    ps = dataclasses.replace(plan_settings(), node_name="node2", host_ip="198.18.100.2", **kw)
+    return [c for c in planner.plan(model.Inventory([svc], [sl]), ps).tcp if c.path in ("node_port", "load_balancer")]
+
+
+def test_node_ports_are_probed_on_this_nodes_address_and_load_balancer_ips_from_inside() -> None:
+    ports = (model.ServicePort("http", "TCP", 80, node_port=30080),
+             model.ServicePort("dns", "UDP", 53, node_port=30053))
+    lb = dataclasses.replace(service("web"), type=model.ServiceType.LOAD_BALANCER, ports=ports,
+                             load_balancer_ips=(ipaddress.ip_address("198.18.200.1"),))
+    checks = _external(lb)
+    assert {(c.path, c.address, c.port, c.no_endpoints) for c in checks} == {
+        ("node_port", "198.18.100.2", 30080, False), ("load_balancer", "198.18.200.1", 80, False)}
+    assert _external(lb, node_ports=False, load_balancers=False) == []
+    assert [c.path for c in _external(dataclasses.replace(lb, type=model.ServiceType.CLUSTER_IP))] == []
+    # externalTrafficPolicy Local: this node (node2) has no ready endpoint: dropped by design
+    local = dataclasses.replace(lb, external_traffic_policy="Local")
+    assert all(c.no_endpoints and c.local_only and c.policy == "external" for c in _external(local))
+    assert not any(c.no_endpoints for c in _external(local, ready_on="node2"))
