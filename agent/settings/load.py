@@ -250,8 +250,11 @@ def load(
         parse_nameserver(ns)
     values[("dns", "cluster_domain")] = _check_domain(
         values.get(("dns", "cluster_domain"), "cluster.local"), "dns.cluster_domain")
-    values[("dns", "search")] = tuple(
-        _check_domain(s, "dns.search") for s in values.get(("dns", "search"), ()))
+    if ("dns", "search") in explicit:
+        values[("dns", "search")] = tuple(
+            _check_domain(s, "dns.search") for s in values.get(("dns", "search"), ()))
+    # (Search domains read from resolv.conf are taken as the C libraries take them: one that no
+    # query can carry is skipped or ends the walk there, as each library does, never refused.)
     parse_listen(values.get(("listen",), known[("listen",)].default))
     settings: Settings = _build(Settings, values)
     # The text formats read later (selector, references, NodeLocal address, CIDRs): fail now.

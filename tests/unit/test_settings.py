@@ -315,6 +315,16 @@ def test_resolv_conf_gives_dns_defaults(resolv) -> None:  # type: ignore[no-unty
     assert S.nameserver_addresses(s) == [("198.18.0.10", 53)]
 
 
+def test_odd_but_legal_resolv_conf_search_entries_are_taken_as_resolvers_take_them(resolv) -> None:  # type: ignore[no-untyped-def]
+    long_label = "x" * 64  # no query can carry it: the libraries skip it or end the walk there
+    text = ("nameserver 198.18.0.10\n"
+            f"search ns.svc.cluster.local svc.cluster.local cluster.local _ad.corp {long_label}.example .\n")
+    s = S.load(file_data={"dns": {"resolv_conf": resolv(text)}})
+    assert s.dns.search == ("_ad.corp", f"{long_label}.example")
+    with pytest.raises(S.ConfigError, match=r"dns\.search"):  # configured by hand: checked
+        S.load(file_data=_merge(NS, {"dns": {"search": [f"{long_label}.example"]}}))
+
+
 def test_resolv_conf_without_options_gives_libc_ndots(resolv) -> None:  # type: ignore[no-untyped-def]
     s = S.load(file_data={"dns": {"resolv_conf": resolv("nameserver 198.18.0.10\nsearch corp.example\n")}})
     assert s.dns.ndots == 1
