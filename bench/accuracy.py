@@ -120,7 +120,7 @@ def dns_plan(names: int, server: tuple[str, int]) -> tuple[planner.Plan, str]:
         name, ns = fqdn.split(".")[:2]
         services.append(service(ns, name, cluster_ips=(addr,)))
     ps = planner.PlanSettings(cluster_domain="cluster.local", ndots=5, host_search=(), servers=(server,),
-                              forms=("fqdn",), qtypes=("A",), srv=False, tcp=False)
+                              forms=("fqdn",), qtypes=("A",), srv=False, ptr=False, tcp=False)
     return planner.plan(model.Inventory(services), ps), zone
 
 
@@ -138,7 +138,7 @@ def tcp_plan(n: int, endpoints: list[tuple[str, int]]) -> planner.Plan:
         services.append(svc)
         slices.append(endpoint_slice(svc, [addrs[(i + 1) % len(addrs)]], (("http", "TCP", port),)))
     ps = planner.PlanSettings(cluster_domain="cluster.local", ndots=5, host_search=(), servers=(("127.0.0.1", 53),),
-                              forms=(), qtypes=(), srv=False, tcp=True)
+                              forms=(), qtypes=(), srv=False, ptr=False, tcp=True)
     return planner.plan(model.Inventory(services, slices), ps)
 
 

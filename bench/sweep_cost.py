@@ -13,7 +13,7 @@ Setup (all on loopback; knotd and the listeners pinned to CPU 0, the measured ch
   Services answer with another address (``wrong_answer``) and 10% have a ClusterIP port nobody
   listens on (``refused``): about 2,500 failing-Service series, more than the default series
   budget (1,000), so /metrics is measured *at* the budget.
-- Agent settings: defaults, except: the nameserver is that knotd, ``dns.srv: false``,
+- Agent settings: defaults, except: the nameserver is that knotd, ``dns.srv: false``, ``dns.ptr: false``,
   ``dns.qtypes: [A, AAAA]``, ``dns.forms``: all four, no sharding (one agent probes everything,
   as ``svcprobe check`` does), and a query budget high enough not to wait: one sweep as fast as
   the limits allow (``Agent.check_once``, concurrency 64). So per Service: 8 lookups (4 forms x
@@ -120,7 +120,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
 
     s = settings_mod.load(overrides={
         "dns.nameservers": [args.nameserver], "dns.cluster_domain": "cluster.local", "dns.search": [],
-        "dns.ndots": 5, "dns.srv": False, "dns.qtypes": ["A", "AAAA"],
+        "dns.ndots": 5, "dns.srv": False, "dns.ptr": False, "dns.qtypes": ["A", "AAAA"],
         "dns.forms": ["short", "namespace", "svc", "fqdn"], "dns.query_budget_per_second": 10_000_000.0,
         "dns.query_budget_burst": 1_000_000, "dns.timeout_seconds": 2.0, "dns.attempts": 2,
         "tcp.timeout_seconds": 2.0, "listen": "127.0.0.1:0", "pod_ip": "", "sharding.peers_service": "",

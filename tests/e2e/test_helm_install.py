@@ -176,10 +176,10 @@ def release(bed: TestBed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         rel.helm("uninstall", rel.name, "--namespace", ns, check=False)
 
 
-def pod_env(ds: dict[str, Any], ns: str, pod_ip: str) -> dict[str, str]:
+def pod_env(ds: dict[str, Any], ns: str, pod_ip: str, host_ip: str) -> dict[str, str]:
     """The agent container's environment as the kubelet would resolve it for one pod."""
     field = {"spec.nodeName": NODE, "metadata.name": f"{ds['metadata']['name']}-abcde",
-             "metadata.namespace": ns, "status.podIP": pod_ip}
+             "metadata.namespace": ns, "status.podIP": pod_ip, "status.hostIP": host_ip}
     (c,) = ds["spec"]["template"]["spec"]["containers"]
     return {e["name"]: e["value"] if "value" in e else field[e["valueFrom"]["fieldRef"]["fieldPath"]]
             for e in c["env"]}
@@ -190,7 +190,7 @@ def run_agent_child(rel: Release, mode: str, service_account: str,
     ds = rel.get("daemonset", rel.fullname)
     cm = rel.get("configmap", rel.fullname)
     (rel.workdir / "config.yaml").write_text(cm["data"]["config.yaml"])
-    (rel.workdir / "env.json").write_text(json.dumps(pod_env(ds, rel.ns, "198.19.1.250")))
+    (rel.workdir / "env.json").write_text(json.dumps(pod_env(ds, rel.ns, "198.19.1.250", rel.bed.node(NODE).ip)))
     script = rel.workdir / "child.py"
     script.write_text(CHILD)
     argv = ["env", f"PYTHONPATH={ROOT}", sys.executable, str(script), mode,
@@ -237,7 +237,7 @@ def test_helm_install_is_accepted_by_the_api_server(release: Release) -> None:
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
                                     "namespace": release.ns}]
-    env = pod_env(ds, release.ns, "198.19.1.250")
+    env = pod_env(ds, release.ns, "198.19.1.250", release.bed.node(NODE).ip)
     assert env["SVCPROBE_SHARDING_PEERS_SERVICE"] == f"{release.ns}/{svc['metadata']['name']}"
     # No controller here: the DaemonSet is stored, never scheduled.
     assert not ds.get("status", {}).get("currentNumberScheduled")
