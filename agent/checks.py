@@ -46,6 +46,9 @@ class Expect(enum.StrEnum):
     ANSWER = "answer"  # NOERROR with records of the query type
     NODATA = "nodata"  # NOERROR, no records of the query type
     NXDOMAIN = "nxdomain"
+    # Some record of the type, whatever it is: what can be known of an ExternalName's target
+    # outside the cluster, whose addresses are the upstream's.
+    RESOLVES = "resolves"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,6 +66,8 @@ class DnsExpectation:
     subset: bool = False  # the answer must hold `records`; more are fine (a PTR of a shared address)
 
     def describe(self) -> str:
+        if self.kind is Expect.RESOLVES:
+            return "some address (the upstream's)"
         if self.kind is not Expect.ANSWER:
             return self.kind.value.upper()
         if self.srv:

@@ -54,6 +54,9 @@ class PlanSettings:
     node_ports: bool = True
     load_balancers: bool = True
     hostnames_per_service: int = 3  # endpoint hostname records (and their PTR) checked per headless Service
+    # The cluster DNS Service: its checks include `dns-version.<zone>` TXT, a record cluster DNS
+    # serves from its own data (the DNS specification's schema version).
+    dns_service: tuple[str, str] | None = None
     ptr: bool = True  # PTR of ClusterIPs and of hostname endpoints
 
 
@@ -170,6 +173,25 @@ def expected_cname(service: model.Service) -> DnsExpectation:
     return DnsExpectation(Expect.NXDOMAIN)
 
 
+def _through_cname(service: model.Service, inventory: model.Inventory, ps: PlanSettings,
+                   ) -> list[tuple[str, DnsExpectation]]:
+    """An ExternalName's addresses, as an application gets them through the CNAME. A target
+    Service in the cluster answers what that Service answers; a target outside it must give
+    some address (which is the upstream's), and so must a cluster name no Service has: an
+    ExternalName that points nowhere fails its applications. (IP-form external names have no
+    CNAME at all.)"""
+    if expected_cname(service).kind is not Expect.ANSWER or not ps.qtypes:
+        return []
+    name = service.external_name
+    suffix = f".svc.{ps.cluster_domain}"
+    if name.endswith(suffix) and name[: -len(suffix)].count(".") == 1:
+        svc, ns = name[: -len(suffix)].split(".")
+        target = inventory.services.get((ns, svc))
+        if target is not None and target.type is not model.ServiceType.EXTERNAL_NAME:
+            return [(q, expected_addresses(target, inventory, q, ps)) for q in ps.qtypes]
+    return [(ps.qtypes[0], DnsExpectation(Expect.RESOLVES))]
+
+
 SrvIndex = dict[tuple[str, str], list[SrvRecord]]
 
 
@@ -247,6 +269,9 @@ def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
         target = expected_cname(service)
         for form in ps.forms:
             yield check(form, "CNAME", names[form], target)
+        # What applications ask: addresses, through the CNAME.
+        for qtype, expect in _through_cname(service, inventory, ps):
+            yield check("fqdn", qtype, names["fqdn"], expect)
         return
     for form in ps.forms:
         for qtype in ps.qtypes:
@@ -270,6 +295,8 @@ def _dns_checks(service: model.Service, inventory: model.Inventory, ps: PlanSett
                 yield check("hostname", qtype, f"{hostname}.{fqdn}", expect)
     if ps.ptr:
         yield from _ptr_checks(service, inventory, ps, fqdn, check)
+    if service.key == ps.dns_service:
+        yield check("version", "TXT", f"dns-version.{ps.cluster_domain}.", DnsExpectation(Expect.RESOLVES))
 
 
 def _srv_ports(service: model.Service, inventory: model.Inventory, ps: PlanSettings) -> tuple[model.ServicePort, ...]:

@@ -121,6 +121,7 @@ def plan_settings(s: settings_mod.Settings) -> planner.PlanSettings:
         dns_namespaces=frozenset(s.coredns.namespaces),
         node_name=s.node_name,
         host_ip=s.host_ip,
+        dns_service=settings_mod.service_refs(s).dns_service,
         node_ports=s.tcp.node_ports,
         load_balancers=s.tcp.load_balancers,
         hostnames_per_service=s.dns.hostnames_per_service,

@@ -41,6 +41,9 @@ class Fault:
     seconds: float = 0.0  # for delay
 
 
+UPSTREAM_ADDRESS = "198.18.255.254"
+
+
 def add(records: Records, name: str, rtype: str, rdata: str) -> None:
     values = records.setdefault(name.lower(), {}).setdefault(rtype, [])
     if rdata not in values:
@@ -50,10 +53,15 @@ def add(records: Records, name: str, rtype: str, rdata: str) -> None:
 def records_from_inventory(inventory: model.Inventory, zone: str) -> Records:
     """The records CoreDNS's kubernetes plugin serves for these Services (spec subset)."""
     records: Records = {}
+    add(records, f"dns-version.{zone}.", "TXT", '"1.1.0"')  # the DNS specification's schema version
     for svc in inventory.services.values():
         base = f"{svc.name}.{svc.namespace}.svc.{zone}."
         if svc.type is model.ServiceType.EXTERNAL_NAME:
             add(records, base, "CNAME", svc.external_name + ".")
+            if not svc.external_name.endswith(f".{zone}") and not svc.external_name.replace(".", "").isdigit():
+                # What CoreDNS's upstream would give for the target: some address (data only,
+                # nothing connects to it).
+                add(records, svc.external_name + ".", "A", UPSTREAM_ADDRESS)
             continue
         ready = inventory.ready_endpoints(svc)
         if svc.headless:

@@ -172,9 +172,11 @@ def test_services_resolved_in_all_forms_and_probed(bed: TestBed, shop: Shop, sou
             (f"{b.name}.db.{ns}.svc.cluster.local.", (b.ip,)) for b in shop.db}
         assert c.select(service="db", qtype="SRV")
         assert {r["address"] for r in c.select(service="db", check="tcp")} == {b.ip for b in shop.db}
-        # ExternalName: CNAME
+        # ExternalName: its CNAME in every form, and web's addresses through it
         ext = c.select(service="ext", check="dns")
-        assert {r["form"] for r in ext} == FORMS and all(r["qtype"] == "CNAME" for r in ext)
+        assert {r["form"] for r in ext if r["qtype"] == "CNAME"} == FORMS
+        assert {(r["form"], r["qtype"], tuple(r["answer"])) for r in ext if r["qtype"] != "CNAME"} == {
+            ("fqdn", "A", (shop.web_ip,)), ("fqdn", "AAAA", ())}
         # the DNS paths: the resolver, the kube-dns ClusterIP, each CoreDNS replica
         dns_paths = {(r["path"], r["address"]) for r in c.select(check="dns")}
         assert {("resolver", KUBE_DNS_IP), ("cluster_ip", KUBE_DNS_IP)} <= dns_paths

@@ -120,6 +120,13 @@ def check(tmp_path: Path, knot_factory: Callable[..., KnotServer]) -> Callable[[
     return run
 
 
+def recursive_only(r: dict) -> bool:
+    """The ExternalName's address through its CNAME: CoreDNS looks the target up upstream, an
+    authoritative server like Knot does not follow a CNAME out of its zone (CNAME, no address).
+    The conformance tier checks it against the real CoreDNS."""
+    return r["service"] == "ext" and r["qtype"] == "A"
+
+
 def by(results: list[dict], service: str, form: str, qtype: str) -> dict:
     matches = [r for r in results if r["service"] == service and r["form"] == form and r["qtype"] == qtype]
     assert len(matches) == 1, (service, form, qtype, matches)
@@ -129,7 +136,8 @@ def by(results: list[dict], service: str, form: str, qtype: str) -> dict:
 def test_correct_zone_passes_every_check(knot_factory: Callable[..., KnotServer], check: Callable) -> None:
     knot = knot_factory(zones(broken=False, serial=1))
     results = check(knot)
-    failing = [(r["service"], r["form"], r["qtype"], r["result"], r["detail"]) for r in results if not r["passing"]]
+    failing = [(r["service"], r["form"], r["qtype"], r["result"], r["detail"]) for r in results
+               if not r["passing"] and not recursive_only(r)]
     assert failing == []
     # Search-list costs on the wire, as a pod in the Service's namespace pays them.
     assert [by(results, "web", f, "A")["queries"] for f in ("short", "namespace", "svc", "fqdn")] == [1, 2, 3, 1]
@@ -175,4 +183,4 @@ def test_fixing_the_zone_clears_the_failures(knot_factory: Callable[..., KnotSer
     knot = knot_factory(zones(broken=True, serial=1))
     assert any(not r["passing"] for r in check(knot))
     knot.reload(zones(broken=False, serial=2))
-    assert all(r["passing"] for r in check(knot))
+    assert all(r["passing"] for r in check(knot) if not recursive_only(r))

@@ -229,6 +229,11 @@ def apiserver_ready(kubectl: Callable[..., subprocess.CompletedProcess]) -> bool
 
 
 # ---------------------------------------------------------------------- CoreDNS
+# Names the stand-in upstream resolves (every other name outside the cluster is NXDOMAIN):
+# what an ExternalName Service can point at.
+UPSTREAM_ZONE, UPSTREAM_ADDRESS = "resolvable.test", "198.18.0.250"
+
+
 def corefile(kubeconfig: Path, ttl: int, extra: str = "", kubernetes: str = "") -> str:
     """The Corefile of a replica; `extra` = lines for the cluster server block (hosts, rewrite),
     `kubernetes` = option lines for the kubernetes plugin (`ignore empty_service`, ...)."""
@@ -236,7 +241,8 @@ def corefile(kubeconfig: Path, ttl: int, extra: str = "", kubernetes: str = "") 
     options = "".join(f"        {line}\n" for line in kubernetes.strip().splitlines()) if kubernetes else ""
     # No `forward`: the bed has no upstream resolver and must never use the machine's. Names
     # outside the cluster zones get NXDOMAIN from a stand-in "upstream" block, as a real
-    # upstream would answer for names that do not exist (instead of SERVFAIL).
+    # upstream would answer for names that do not exist (instead of SERVFAIL), except the
+    # names under UPSTREAM_ZONE, which resolve.
     return (
         f"{CLUSTER_DOMAIN}:53 in-addr.arpa:53 ip6.arpa:53 {{\n"
         "    errors\n"
@@ -254,6 +260,9 @@ def corefile(kubeconfig: Path, ttl: int, extra: str = "", kubernetes: str = "") 
         "    loadbalance\n"
         "}\n"
         ".:53 {\n"
+        f"    template IN A {UPSTREAM_ZONE} {{\n"
+        f"        answer \"{{{{ .Name }}}} 60 IN A {UPSTREAM_ADDRESS}\"\n"
+        "    }\n"
         "    template ANY ANY {\n"
         "        rcode NXDOMAIN\n"
         "    }\n"

@@ -112,3 +112,11 @@ def test_a_subset_expectation_allows_other_names_but_not_a_missing_one() -> None
     assert judge("answer", both, want, "PTR")[0] == "ok"
     result, detail = judge("answer", both[1:], want, "PTR")
     assert result == "wrong_answer" and "missing db-0.db.shop.svc.cluster.local." in detail
+
+
+def test_some_address_is_required_of_an_external_names_target() -> None:
+    some = DnsExpectation(Expect.RESOLVES)
+    assert judge("answer", ["203.0.113.7"], some, "A")[0] == "ok"
+    result, detail = judge("nodata", [], some, "A")  # a CNAME whose target did not resolve
+    assert result == "nodata" and "some address" in detail
+    assert judge("nxdomain", [], some, "A")[0] == "nxdomain"

@@ -480,16 +480,31 @@ def test_headless_srv_publish_not_ready_follows_the_slices() -> None:
 # --------------------------------------------------------------------------- ExternalName
 
 
-def test_external_name_is_a_cname_for_every_form_and_nothing_else() -> None:
+def test_external_name_is_a_cname_for_every_form_and_an_address_through_it() -> None:
     svc = service("legacy", type=model.ServiceType.EXTERNAL_NAME, external_name="api.example.com",
                   ports=(("https", "TCP", 443),))
     p = planner.plan(model.Inventory([svc]), plan_settings())
     assert [(c.form, c.qtype, c.name) for c in p.dns] == [
         ("short", "CNAME", "legacy"), ("namespace", "CNAME", "legacy.shop"),
         ("svc", "CNAME", "legacy.shop.svc"), ("fqdn", "CNAME", f"legacy.shop.svc.{Z}."),
+        ("fqdn", "A", f"legacy.shop.svc.{Z}."),  # what applications ask
     ]
-    assert {c.expect for c in p.dns} == {DnsExpectation(Expect.ANSWER, frozenset({"api.example.com."}))}
+    assert {c.expect for c in p.dns if c.qtype == "CNAME"} == {
+        DnsExpectation(Expect.ANSWER, frozenset({"api.example.com."}))}
+    assert [c.expect for c in p.dns if c.qtype == "A"] == [DnsExpectation(Expect.RESOLVES)]  # upstream's
     assert p.tcp == () and p.not_probed_ports == 0
+
+
+def test_an_external_name_inside_the_cluster_answers_what_its_target_service_answers() -> None:
+    alias = service("alias", type=model.ServiceType.EXTERNAL_NAME, external_name=f"web.shop.svc.{Z}")
+    web = service("web", cluster_ips=("198.18.0.10",))
+    through = {c.qtype: c.expect for c in planner.plan(model.Inventory([alias, web]), plan_settings()).dns
+               if c.service == "alias" and c.qtype != "CNAME"}
+    assert through == {"A": DnsExpectation(Expect.ANSWER, frozenset({"198.18.0.10"})),
+                       "AAAA": DnsExpectation(Expect.NODATA)}
+    # A target no Service has points applications nowhere: some address is still required.
+    alone = [c.expect for c in planner.plan(model.Inventory([alias]), plan_settings()).dns if c.qtype == "A"]
+    assert alone == [DnsExpectation(Expect.RESOLVES)]
 
 
 # --------------------------------------------------------------------------- TCP
@@ -714,3 +729,13 @@ def test_node_ports_are_probed_on_this_nodes_address_and_load_balancer_ips_from_
     local = dataclasses.replace(lb, external_traffic_policy="Local")
     assert all(c.no_endpoints and c.local_only and c.policy == "external" for c in _external(local))
     assert not any(c.no_endpoints for c in _external(local, ready_on="node2"))
+
+
+def test_the_cluster_dns_service_carries_the_dns_version_canary() -> None:
+    dns = service("kube-dns", "kube-system", cluster_ips=("198.18.0.10",))
+    inv = model.Inventory([dns, service("web")], [])
+    p = planner.plan(inv, dataclasses.replace(plan_settings(), dns_service=("kube-system", "kube-dns")))
+    (txt,) = [c for c in p.dns if c.qtype == "TXT"]
+    assert (txt.service, txt.form, txt.name, txt.expect) == (
+        "kube-dns", "version", f"dns-version.{Z}.", DnsExpectation(Expect.RESOLVES))
+    assert not [c for c in planner.plan(inv, plan_settings()).dns if c.qtype == "TXT"]

@@ -465,3 +465,10 @@ def test_query_message_agrees_with_dnspython(qname: str, qtype: int) -> None:
             wire.query_message(qname, qtype)
         return
     assert wire.query_message(qname, qtype) == expected
+
+
+def test_txt_records_are_read_as_their_joined_strings() -> None:
+    q = dns.message.make_query("dns-version.cluster.local.", "TXT", use_edns=False)
+    r = dns.message.make_response(q)
+    r.answer.append(dns.rrset.from_text("dns-version.cluster.local.", 60, "IN", "TXT", '"1.1" ".0"'))
+    assert wire.parse_answer(r.to_wire(), wire.TYPE_TXT)[2] == ["1.1.0"]

@@ -4,7 +4,7 @@ dnspython decodes anything this reader refuses (and every answer shown in a trac
 builds the queries for names that are not plain host names, but a full
 `dns.message.from_wire` costs several times a UDP round trip on loopback, and
 `dns.message.make_query` about a hundred, so plain queries are built and the records the
-agent compares (A, AAAA, CNAME, PTR, SRV) are read here.
+agent compares (A, AAAA, CNAME, PTR, SRV, TXT) are read here.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import re
 import socket
 import struct
 
-TYPE_A, TYPE_CNAME, TYPE_PTR, TYPE_AAAA, TYPE_SRV = 1, 5, 12, 28, 33
-TYPE_CODES = {"A": TYPE_A, "CNAME": TYPE_CNAME, "PTR": TYPE_PTR, "AAAA": TYPE_AAAA, "SRV": TYPE_SRV}
+TYPE_A, TYPE_CNAME, TYPE_PTR, TYPE_TXT, TYPE_AAAA, TYPE_SRV = 1, 5, 12, 16, 28, 33
+TYPE_CODES = {"A": TYPE_A, "CNAME": TYPE_CNAME, "PTR": TYPE_PTR, "TXT": TYPE_TXT, "AAAA": TYPE_AAAA,
+              "SRV": TYPE_SRV}
 FLAG_TC = 0x0200
 FLAG_QR = 0x8000
 RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
@@ -143,6 +144,8 @@ def parse_answer(wire: bytes, qtype: int, question_end: int = 0) -> tuple[int, i
                 records.append(text if text is not None else _address_text(data))
             elif qtype == TYPE_CNAME or qtype == TYPE_PTR:
                 records.append(read_name(wire, start)[0])
+            elif qtype == TYPE_TXT:
+                records.append(_txt(wire, start, offset))
             elif qtype == TYPE_SRV:
                 if rdlen < 7:
                     raise WireError(f"SRV record of {rdlen} bytes")
@@ -160,6 +163,19 @@ def parse_answer(wire: bytes, qtype: int, question_end: int = 0) -> tuple[int, i
     if owners is None:
         return flags & 0x000F, flags, records
     return flags & 0x000F, flags, _owned(wire, records, owners, cnames, qtype)
+
+
+def _txt(wire: bytes, start: int, end: int) -> str:
+    """A TXT record's character-strings, joined (each is a length byte and that many bytes)."""
+    parts: list[str] = []
+    i = start
+    while i < end:
+        n = wire[i]
+        if i + 1 + n > end:
+            raise WireError("TXT string runs past its record")
+        parts.append(wire[i + 1 : i + 1 + n].decode("utf-8", "backslashreplace"))
+        i += 1 + n
+    return "".join(parts)
 
 
 def _owned(wire: bytes, records: list[str], owners: list[str], cnames: dict[str, str],
