@@ -166,12 +166,17 @@ def simulate(nodes: int, args: argparse.Namespace, rng: random.Random) -> dict[s
             load_q[a] += q * scale
             load_t[a] += tc * scale
             owned[a] += scale
-    per_agent_q = [load_q[a] + canary_q for a in agents]
+    # Every agent also asks a sample of the Services it owns (paths.sample_services) on the other
+    # DNS paths (the cluster DNS Service IP and each CoreDNS replica): agent 0's, as for the canaries.
+    sample_q = sum(planner.expected_queries(c, zone) for c in planned[agents[0]][1].dns
+                   if c.path != "resolver" and (c.namespace, c.service) not in canaries)
+    per_agent_q = [load_q[a] + canary_q + sample_q for a in agents]
     per_agent_t = [load_t[a] + canary_t for a in agents]
     sum_q_all = sum(costs[s.key][0] for s in selected)
     sum_t_all = sum(costs[s.key][1] for s in selected)
     copies = min(REPLICAS, nodes)
-    exact_cluster_q = sum_q_all * copies + canary_q * nodes  # every Service has exactly `copies` owners
+    # every Service has exactly `copies` owners
+    exact_cluster_q = sum_q_all * copies + (canary_q + sample_q) * nodes
 
     # The agents' own code path for a few agents: their plan must match the ranking, and their
     # gauge is compared with the simulated sum.
@@ -207,6 +212,7 @@ def simulate(nodes: int, args: argparse.Namespace, rng: random.Random) -> dict[s
         "canaries": sorted("/".join(k) for k in canaries),
         "coredns_replicas": coredns_replicas(nodes),
         "canary_queries_per_sweep": canary_q,
+        "path_sample_queries_per_sweep": sample_q,
         "canary_tcp_per_sweep": canary_t,
         "services_sampled_for_ranking": len(sample),
         "owners_per_service": sorted(set(owner_counts)),
