@@ -97,21 +97,11 @@ def pod_search_list(namespace: str, cluster_domain: str, host_search: Sequence[s
     return tuple(out)
 
 
-def search_candidates(name: str, search: Sequence[str], ndots: int, *, zone_only: bool = False) -> list[str]:
-    """Absolute names a stub resolver tries, in order (glibc, musl and dnspython agree).
-
-    Absolute names are tried alone; a name with at least `ndots` dots is tried as-is first,
-    then with each search suffix; otherwise the suffixes come first and the name as-is last.
-    `zone_only`: the searched names alone (see DnsCheck.zone_only).
-    """
-    if name.endswith("."):
-        return [name]
-    searched = [f"{name}.{suffix}." for suffix in search]
-    if zone_only:
-        return searched
-    if name.count(".") >= ndots:
-        return [f"{name}.", *searched]
-    return [*searched, f"{name}."]
+def search_candidates(name: str, search: Sequence[str], ndots: int) -> list[str]:
+    """Absolute names glibc tries, in order: an absolute name alone; a name with at least
+    `ndots` dots as given first, then with each search suffix; otherwise the suffixes first and
+    the name as given last. (musl's walk, and where each stops: agent.resolvers.)"""
+    return resolvers.flavour_names(resolvers.GLIBC, name, search, ndots)[0]
 
 
 def expected_queries(check: DnsCheck, cluster_domain: str) -> int:
