@@ -29,6 +29,7 @@ application gets only what the outside names get.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 
 GLIBC, MUSL = "glibc", "musl"
@@ -129,7 +130,19 @@ def plan(name: str, search: Sequence[str], ndots: int, zone: str,
          flavours: Sequence[str] = FLAVOURS, *, zone_only: bool = False) -> Walk:
     """The walk of `name` for the given flavours. `zone_only`: only the names in the cluster
     zone are asked (an expected NODATA or NXDOMAIN is cluster DNS's to give; nothing outside
-    the zone can change that verdict), and a flavour that asks none is not asked at all."""
+    the zone can change that verdict), and a flavour that asks none is not asked at all.
+
+    Walks are immutable and the same every sweep: the prober asks them for each lookup and the
+    planner for each check's cost, so they are kept (the most recent PLAN_CACHE_MAX)."""
+    return _plan(name, tuple(search), ndots, zone, tuple(flavours), zone_only)
+
+
+PLAN_CACHE_MAX = 100_000
+
+
+@functools.lru_cache(maxsize=PLAN_CACHE_MAX)
+def _plan(name: str, search: tuple[str, ...], ndots: int, zone: str, flavours: tuple[str, ...],
+          zone_only: bool) -> Walk:
     per_flavour = [flavour_names(fl, name, search, ndots) for fl in flavours]
     union: list[str] = []
     for names, _ in per_flavour:  # the flavours' orders agree, so a merge keeps both

@@ -17,7 +17,6 @@ from agent.probes import answers, tcp
 from agent.probes.dns import DnsEngine, Lookup
 
 log = logging.getLogger(__name__)
-_CANDIDATES_MAX = 100_000
 _CAUSE_RANK = {r: i for i, r in enumerate((DnsResult.TIMEOUT, DnsResult.SERVFAIL, DnsResult.REFUSED, DnsResult.ERROR,
                                             DnsResult.WRONG_ANSWER, DnsResult.NXDOMAIN, DnsResult.NODATA,
                                             DnsResult.OK))}
@@ -27,8 +26,6 @@ class Prober:
     def __init__(self, dns_engine: DnsEngine, *, tcp_timeout: float) -> None:
         self.dns = dns_engine
         self.tcp_timeout = tcp_timeout
-        # (name, search, ndots, ...) -> the names the pod's resolvers try: the same every sweep.
-        self._candidates: dict[tuple[object, ...], Sequence[str] | resolvers.Walk] = {}
 
     async def run(self, check: DnsCheck | TcpCheck, *, trace: bool = False) -> CheckResult:
         if isinstance(check, DnsCheck):
@@ -52,14 +49,8 @@ class Prober:
         walked as each of `check.resolvers` would (agent.resolvers)."""
         if check.name.endswith("."):
             return (check.name,)
-        key = (check.name, check.search, check.ndots, check.zone_only, check.zone, check.resolvers)
-        walk = self._candidates.get(key)
-        if walk is None:
-            if len(self._candidates) >= _CANDIDATES_MAX:
-                self._candidates.clear()
-            walk = self._candidates[key] = resolvers.plan(
-                check.name, check.search, check.ndots, check.zone, check.resolvers, zone_only=check.zone_only)
-        return walk
+        return resolvers.plan(check.name, check.search, check.ndots, check.zone, check.resolvers,
+                              zone_only=check.zone_only)
 
     def judge(self, check: DnsCheck, lookup: Lookup) -> CheckResult:
         by_resolver: tuple[tuple[str, str], ...] = ()
